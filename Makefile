@@ -1,0 +1,51 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each sets up .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sotong-installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv run test unit lint bench synth validate outbox clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements/dev.txt requirements/runtime.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+## Start the local stack with the demo hospital (Ctrl-C stops it; its data lives in memory).
+run: venv
+	$(BIN)/python -m sotong_local --hospital hospitals/demo.yaml
+
+## Lint, type-check and run the whole suite (unit, integration, infra, end-to-end).
+test: venv lint
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Print the benchmark table.
+bench: venv
+	$(BIN)/python -m bench
+
+## Write CloudFormation templates for every hospital into cdk.out/ (no AWS account needed).
+synth: venv
+	$(BIN)/python -m infra.app
+
+validate: venv
+	$(BIN)/sotong validate hospitals/*.yaml
+
+outbox: venv
+	$(BIN)/sotong outbox
+
+clean:
+	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache

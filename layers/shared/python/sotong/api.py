@@ -1,0 +1,109 @@
+"""The HTTP edge shared by the API functions: a validating Powertools resolver whose errors are
+4xx answers that name the field, and the staff identity from the authorizer's claims."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from sotong.errors import SotongError, Unauthorized
+
+JSON = "application/json"
+STAFF_ROLES = ("cs_admin", "department_staff")
+
+
+def _error(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(
+        status_code=status, content_type=JSON, body=json.dumps(body, ensure_ascii=False)
+    )
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        where, rest = parts[0], parts[1:]
+        return f"{where}.{'.'.join(rest)}" if rest else where
+    return ".".join(parts)
+
+
+def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.configure_openapi(title=title, version="1.0.0", description=description)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response[str]:
+        fields = []
+        for item in error.errors():
+            problem = item.get("msg") or item.get("type", "invalid")
+            if item.get("type") == "json_invalid":
+                problem = "the body is not valid JSON"
+            fields.append({"field": _field(item.get("loc", ())), "problem": problem})
+        first = fields[0] if fields else {"field": "body", "problem": "invalid"}
+        return _error(
+            422,
+            {
+                "error": "validation",
+                "message": f"{first['field']}: {first['problem']}",
+                "fields": fields,
+            },
+        )
+
+    @app.exception_handler(SotongError)
+    def _domain(error: SotongError) -> Response[str]:
+        return _error(error.status, error.body())
+
+    return app
+
+
+def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Resolve an API Gateway proxy event; content types the resolver cannot parse are a 415."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = str(headers.get("content-type", "")).lower()
+    unparseable = content_type and not content_type.startswith(JSON)
+    if event.get("body") and unparseable and event.get("httpMethod") in ("POST", "PUT", "PATCH"):
+        return {
+            "statusCode": 415,
+            "headers": {"Content-Type": JSON},
+            "body": json.dumps(
+                {
+                    "error": "unsupported_media_type",
+                    "message": "header.content-type: send application/json",
+                    "field": "header.content-type",
+                }
+            ),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
+
+
+@dataclass(frozen=True)
+class Staff:
+    username: str
+    role: str
+    department: str | None
+
+    def sees_department(self, department: str) -> bool:
+        return self.role == "cs_admin" or department == self.department
+
+
+def current_staff(app: APIGatewayRestResolver) -> Staff:
+    """The signed-in staff member, from the Cognito authorizer's claims."""
+    claims = (
+        (app.current_event.request_context.authorizer.claims or {}) if app.current_event else {}
+    )
+    groups = claims.get("cognito:groups") or ""
+    if isinstance(groups, str):
+        groups = [g for g in groups.replace(",", " ").strip("[]").split() if g]
+    role = next((g for g in STAFF_ROLES if g in groups), None)
+    username = claims.get("cognito:username") or claims.get("username") or claims.get("sub")
+    if not username or role is None:
+        raise Unauthorized("a staff sign-in with a role is required")
+    return Staff(username=username, role=role, department=claims.get("custom:department") or None)
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -1,0 +1,30 @@
+"""The one clock every rule reads, so tests can fix it and the local stack can shift it."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+_fixed: datetime | None = None
+OFFSET_ENV = "SOTONG_CLOCK_OFFSET_SECONDS"
+
+
+def now() -> datetime:
+    """Aware UTC now; `SOTONG_CLOCK_OFFSET_SECONDS` shifts it (local stack and demos only)."""
+    if _fixed is not None:
+        return _fixed
+    current = datetime.now(UTC)
+    offset = os.environ.get(OFFSET_ENV)
+    return current + timedelta(seconds=float(offset)) if offset else current
+
+
+def fix(at: datetime | None) -> None:
+    """Freeze the clock at `at` (aware), or release it with None."""
+    global _fixed
+    if at is not None and at.tzinfo is None:
+        raise ValueError("fix the clock with an aware datetime")
+    _fixed = at.astimezone(UTC) if at else None
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

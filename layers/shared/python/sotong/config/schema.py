@@ -1,0 +1,411 @@
+"""The hospital config: one reviewed file per hospital, the one source of its settings.
+
+Read by the CDK app at synth time (a broken file fails the synth), by the Lambda functions at
+run time (as JSON from the hospital-config layer) and by the local stack.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from sotong.phone import normalize_korean_phone
+
+DEFAULT_CATEGORIES: dict[str, str] = {
+    "wait_time": "대기시간",
+    "staff_attitude": "직원 응대·태도",
+    "explanation": "진료·설명",
+    "billing": "비용·수납",
+    "reservation": "예약·접수",
+    "facility": "시설·환경",
+    "safety": "환자안전",
+    "privacy": "개인정보",
+    "other": "기타",
+}
+URGENCIES = ("critical", "high", "normal")
+KINDS = ("complaint", "suggestion", "compliment")
+
+Urgency = Literal["critical", "high", "normal"]
+Channel = Literal["web", "app", "phone", "walk_in", "sms", "kakao"]
+Purpose = Literal["service", "marketing"]
+MessageChannel = Literal["alimtalk", "sms", "email"]
+CHANNELS: tuple[Channel, ...] = ("web", "app", "phone", "walk_in", "sms", "kakao")
+
+_SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_HOSPITAL_ID = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
+_SECRET_ID = re.compile(
+    r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}$"
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PLACEHOLDER = re.compile(r"#\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_OFFSET = re.compile(r"^([+-])(\d{1,3})(d|w|mo)$")
+AD_PREFIX = "(광고)"
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            "must be lower-case letters, digits and underscores, starting with a letter (max 40)"
+        )
+    return value
+
+
+def _phone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a phone number as text, e.g. '010-1234-5678'")
+    return normalize_korean_phone(value)
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"'{value}' is not an e-mail address")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+Phone = Annotated[str, BeforeValidator(_phone)]
+Email = Annotated[str, AfterValidator(_email)]
+
+
+def placeholders(text: str) -> list[str]:
+    """The `#{variable}` names a template text uses, in order of first use."""
+    seen: dict[str, None] = {}
+    for name in _PLACEHOLDER.findall(text):
+        seen.setdefault(name, None)
+    return list(seen)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SecretRef(_Model):
+    """A pointer to a Secrets Manager secret; the value itself never appears in the config."""
+
+    secret: str = Field(description="Secrets Manager secret name or ARN")
+    key: str | None = Field(default=None, description="JSON key inside the secret, if any")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_values(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            raise ValueError(
+                "inline secret values are not allowed; reference a Secrets Manager secret "
+                "instead, e.g. {secret: sotong/demo/solapi, key: api_key}"
+            )
+        return data
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_id(cls, value: str) -> str:
+        if not _SECRET_ID.match(value):
+            raise ValueError(f"'{value}' is not a Secrets Manager secret name or ARN")
+        return value
+
+
+class Contact(_Model):
+    name: str = Field(min_length=1, max_length=50)
+    phone: Phone | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Contact:
+        if not self.phone and not self.email:
+            raise ValueError("a contact needs a phone or an e-mail address")
+        return self
+
+
+class Department(_Model):
+    id: Slug
+    name: str = Field(min_length=1, max_length=50, description="Korean name shown to staff")
+    head: Contact
+
+
+class SlaHours(_Model):
+    acknowledge: float = Field(gt=0, le=24 * 30, description="hours to acknowledge")
+    resolve: float = Field(gt=0, le=24 * 90, description="hours to resolve")
+
+    @model_validator(mode="after")
+    def _order(self) -> SlaHours:
+        if self.resolve < self.acknowledge:
+            raise ValueError("resolve hours must not be shorter than acknowledge hours")
+        return self
+
+
+def _default_sla() -> dict[Urgency, SlaHours]:
+    return {
+        "critical": SlaHours(acknowledge=1, resolve=24),
+        "high": SlaHours(acknowledge=4, resolve=72),
+        "normal": SlaHours(acknowledge=24, resolve=168),
+    }
+
+
+class ClassifierRule(_Model):
+    """Korean stems and phrases; matching is on substrings, since particles attach to words."""
+
+    category: str | None = None
+    urgency: Urgency | None = None
+    kind: Literal["complaint", "suggestion", "compliment"] | None = None
+    phrases: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> ClassifierRule:
+        if not (self.category or self.urgency or self.kind):
+            raise ValueError("a rule must set a category, an urgency or a kind")
+        return self
+
+
+class ComplaintSettings(_Model):
+    extra_categories: dict[Slug, str] = Field(
+        default_factory=dict, description="hospital-specific categories: id -> Korean label"
+    )
+    routing: dict[str, Slug] = Field(default_factory=dict, description="category -> department id")
+    default_department: Slug
+    rules: tuple[ClassifierRule, ...] = Field(
+        default=(), description="added to the shipped default rules"
+    )
+    text_max_chars: int = Field(default=4000, ge=100, le=4000)
+
+    @property
+    def categories(self) -> dict[str, str]:
+        return {**DEFAULT_CATEGORIES, **self.extra_categories}
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> ComplaintSettings:
+        clash = sorted(set(self.extra_categories) & set(DEFAULT_CATEGORIES))
+        if clash:
+            raise ValueError(f"extra_categories repeats default categories: {', '.join(clash)}")
+        known = self.categories
+        for category in self.routing:
+            if category not in known:
+                raise ValueError(
+                    f"routing names unknown category '{category}'; known: {', '.join(known)}"
+                )
+        for index, rule in enumerate(self.rules):
+            if rule.category and rule.category not in known:
+                raise ValueError(f"rules[{index}] names unknown category '{rule.category}'")
+        return self
+
+
+class QuietHours(_Model):
+    start: time = Field(description="local time from which messages are held, e.g. 21:00")
+    end: time = Field(description="local time at which held messages go out, e.g. 08:00")
+
+
+class SenderProfile(_Model):
+    provider: Literal["sandbox", "solapi"] = "sandbox"
+    display_name: str = Field(min_length=1, max_length=30, description="sender name in messages")
+    sms_sender_number: Phone = Field(description="registered caller number (발신번호)")
+    callback_number: str = Field(
+        min_length=8, max_length=20, description="hospital number patients call back"
+    )
+    opt_out_number: str = Field(
+        pattern=r"^080-?\d{3,4}-?\d{4}$", description="free 080 opt-out number for ads"
+    )
+    email_from: Email
+    kakao_sender_key: SecretRef | None = Field(default=None, description="AlimTalk pfId/senderKey")
+    provider_credentials: SecretRef | None = None
+    webhook_secret: SecretRef | None = Field(
+        default=None, description="HMAC secret the provider signs its callbacks with"
+    )
+    rate_per_second: float = Field(default=10, gt=0, le=1000)
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="service messages are held during these hours too"
+    )
+
+    @model_validator(mode="after")
+    def _real_provider_needs_secrets(self) -> SenderProfile:
+        if self.provider != "sandbox":
+            missing = [
+                name
+                for name in ("kakao_sender_key", "provider_credentials", "webhook_secret")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"provider '{self.provider}' needs secret references for: {', '.join(missing)}"
+                )
+        return self
+
+
+class Template(_Model):
+    id: Slug
+    channel: MessageChannel
+    purpose: Purpose = "service"
+    text: str = Field(min_length=1, max_length=2000)
+    subject: str | None = Field(default=None, max_length=200, description="e-mail subject")
+    kakao_template_code: str | None = Field(
+        default=None, description="the provider's code of the approved AlimTalk template"
+    )
+
+    @property
+    def variables(self) -> list[str]:
+        return placeholders((self.subject or "") + "\n" + self.text)
+
+    @model_validator(mode="after")
+    def _channel_rules(self) -> Template:
+        if self.channel == "alimtalk":
+            if self.purpose == "marketing":
+                raise ValueError("AlimTalk is for informational messages only: use sms for ads")
+            if not self.kakao_template_code:
+                raise ValueError("an alimtalk template needs its approved kakao_template_code")
+        if self.channel == "email" and not self.subject:
+            raise ValueError("an e-mail template needs a subject")
+        if self.purpose == "marketing" and not self.text.startswith(AD_PREFIX):
+            raise ValueError(f"a marketing template must start with '{AD_PREFIX}'")
+        return self
+
+
+def _offset(value: str) -> str:
+    if not _OFFSET.match(value):
+        raise ValueError(f"'{value}' is not an offset like -1d, +1d, +2w or +6mo")
+    return value
+
+
+CancelCondition = Literal["future_booking", "repeat_treatment", "patient_paused", "visit_since"]
+
+
+class PlanStep(_Model):
+    id: Slug
+    offset: Annotated[str, AfterValidator(_offset)] = Field(description="from the treatment date")
+    at: time = Field(description="local time of day to send")
+    template: Slug
+    purpose: Purpose = "service"
+    cancel_if: tuple[CancelCondition, ...] = ()
+
+    @property
+    def offset_parts(self) -> tuple[int, str]:
+        match = _OFFSET.match(self.offset)
+        assert match
+        sign, amount, unit = match.groups()
+        return (-1 if sign == "-" else 1) * int(amount), unit
+
+
+class TreatmentTag(_Model):
+    id: Slug
+    name: str = Field(min_length=1, max_length=50)
+    department: Slug
+    manual: str = Field(default="", max_length=5000, description="consultation manual for staff")
+    plan: tuple[PlanStep, ...] = Field(min_length=1)
+
+
+class HospitalConfig(_Model):
+    hospital_id: str = Field(description="lower-case id used in the stack name and tags")
+    name: str = Field(min_length=1, max_length=100)
+    timezone: str = "Asia/Seoul"
+    departments: tuple[Department, ...] = Field(min_length=1)
+    on_call: Contact = Field(description="alerted at once for critical complaints")
+    cs_admin: Contact
+    complaints: ComplaintSettings
+    sla: dict[Urgency, SlaHours] = Field(default_factory=_default_sla)
+    channels: tuple[Channel, ...] = CHANNELS
+    sender: SenderProfile
+    templates: tuple[Template, ...] = ()
+    treatment_tags: tuple[TreatmentTag, ...] = ()
+
+    @field_validator("hospital_id")
+    @classmethod
+    def _hospital_id(cls, value: str) -> str:
+        if not _HOSPITAL_ID.match(value):
+            raise ValueError(
+                "must be 2-30 lower-case letters, digits or hyphens, starting with a letter"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone such as Asia/Seoul") from None
+        return value
+
+    @field_validator("sla")
+    @classmethod
+    def _every_urgency(cls, value: dict[Urgency, SlaHours]) -> dict[Urgency, SlaHours]:
+        missing = [u for u in URGENCIES if u not in value]
+        if missing:
+            raise ValueError(f"SLA hours missing for urgency: {', '.join(missing)}")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        _no_duplicates(value, "channels", "channel")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> HospitalConfig:
+        _no_duplicates([d.id for d in self.departments], "departments", "department id")
+        _no_duplicates([t.id for t in self.templates], "templates", "template id")
+        _no_duplicates([t.id for t in self.treatment_tags], "treatment_tags", "treatment tag id")
+        departments = {d.id for d in self.departments}
+        routing = self.complaints
+        for category, department in routing.routing.items():
+            if department not in departments:
+                raise ValueError(
+                    f"complaints.routing.{category}: department '{department}' is not defined "
+                    f"in departments ({', '.join(sorted(departments))})"
+                )
+        if routing.default_department not in departments:
+            raise ValueError(
+                f"complaints.default_department: department '{routing.default_department}' "
+                "is not defined in departments"
+            )
+        templates = {t.id: t for t in self.templates}
+        for i, tag in enumerate(self.treatment_tags):
+            where = f"treatment_tags[{i}] ({tag.id})"
+            if tag.department not in departments:
+                raise ValueError(f"{where}.department: '{tag.department}' is not a department")
+            _no_duplicates([s.id for s in tag.plan], f"{where}.plan", "step id")
+            for j, step in enumerate(tag.plan):
+                template = templates.get(step.template)
+                if template is None:
+                    raise ValueError(
+                        f"{where}.plan[{j}].template: '{step.template}' is not a template"
+                    )
+                if template.purpose != step.purpose:
+                    raise ValueError(
+                        f"{where}.plan[{j}]: step purpose '{step.purpose}' differs from "
+                        f"template '{template.id}' purpose '{template.purpose}'"
+                    )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def department(self, department_id: str) -> Department | None:
+        return next((d for d in self.departments if d.id == department_id), None)
+
+    def template(self, template_id: str) -> Template | None:
+        return next((t for t in self.templates if t.id == template_id), None)
+
+    def treatment_tag(self, tag_id: str) -> TreatmentTag | None:
+        return next((t for t in self.treatment_tags if t.id == tag_id), None)
+
+    def secret_refs(self) -> list[SecretRef]:
+        sender = self.sender
+        refs = (sender.kakao_sender_key, sender.provider_credentials, sender.webhook_secret)
+        return [ref for ref in refs if ref is not None]
+
+
+def _no_duplicates(values: Any, path: str, what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{path}: duplicate {what} '{value}'")
+        seen.add(value)

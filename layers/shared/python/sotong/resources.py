@@ -1,0 +1,181 @@
+"""What the system is made of, written once.
+
+The CDK stack, the local stack and the tests all build from these definitions: tables with their
+keys and indexes, queues with their dead-letter queues, functions with what each may touch, the
+HTTP routes and the schedules. Functions find their resources through the environment variables
+named here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Access = Literal["read", "write"]
+Auth = Literal["public", "staff"]
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    env: str
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    env: str
+    visibility_timeout_s: int
+    max_receive_count: int
+    retention_days: int = 4
+    dlq_retention_days: int = 14
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+    @property
+    def dlq_env(self) -> str:
+        return self.env.replace("_QUEUE_URL", "_DLQ_URL")
+
+
+@dataclass(frozen=True)
+class QueueTrigger:
+    queue: str
+    batch_size: int = 10
+    max_batching_window_s: int = 0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An EventBridge Scheduler expression: `rate(5 minutes)` or `cron(0 8 * * ? *)`."""
+
+    expression: str
+    timezone: str = "Asia/Seoul"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    handler: str
+    description: str
+    memory_mb: int = 512
+    timeout_s: int = 15
+    tables: dict[str, Access] = field(default_factory=dict)
+    sends_to: tuple[str, ...] = ()
+    reads_dlqs_of: tuple[str, ...] = ()
+    trigger: QueueTrigger | None = None
+    schedule: Schedule | None = None
+    reads_secrets: bool = False
+    sends_email: bool = False
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str
+    function: str
+    auth: Auth
+
+
+MAIN = Table(
+    name="records",
+    env="SOTONG_TABLE",
+    partition_key="pk",
+    sort_key="sk",
+    indexes=(
+        Index("gsi1", "gsi1pk", "gsi1sk"),
+        Index("gsi2", "gsi2pk", "gsi2sk"),
+        Index("gsi3", "gsi3pk", "gsi3sk"),
+    ),
+    ttl_attribute="expires_at",
+)
+IDEMPOTENCY = Table(
+    name="idempotency",
+    env="SOTONG_IDEMPOTENCY_TABLE",
+    partition_key="id",
+    ttl_attribute="expiration",
+)
+TABLES: tuple[Table, ...] = (MAIN, IDEMPOTENCY)
+
+NOTIFICATIONS = Queue(
+    name="notifications",
+    env="SOTONG_NOTIFICATIONS_QUEUE_URL",
+    visibility_timeout_s=180,
+    max_receive_count=5,
+)
+QUEUES: tuple[Queue, ...] = (NOTIFICATIONS,)
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function(
+        name="public_api",
+        handler="public_api.handler",
+        description="Public HTTP API: health, and what patients reach without an account",
+        tables={MAIN.name: "write", IDEMPOTENCY.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+    ),
+    Function(
+        name="staff_api",
+        handler="staff_api.handler",
+        description="Staff HTTP API behind the Cognito authorizer",
+        tables={MAIN.name: "write", IDEMPOTENCY.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+    ),
+    Function(
+        name="notification_sender",
+        handler="notification_sender.handler",
+        description="Renders, checks, sends and records each message request",
+        timeout_s=30,
+        tables={MAIN.name: "write"},
+        trigger=QueueTrigger(queue=NOTIFICATIONS.name, batch_size=10, max_batching_window_s=1),
+        reads_secrets=True,
+        sends_email=True,
+    ),
+    Function(
+        name="notification_release",
+        handler="notification_release.handler",
+        description="Puts held messages (quiet hours, not-before) back on the queue when due",
+        timeout_s=60,
+        tables={MAIN.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+        schedule=Schedule("rate(5 minutes)", description="release held messages that are due"),
+    ),
+)
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/health", "public_api", "public"),
+    Route("GET", "/outbox", "staff_api", "staff"),
+    Route("GET", "/messages/{message_id}", "staff_api", "staff"),
+)
+
+
+def table(name: str) -> Table:
+    return next(t for t in TABLES if t.name == name)
+
+
+def queue(name: str) -> Queue:
+    return next(q for q in QUEUES if q.name == name)
+
+
+def function(name: str) -> Function:
+    return next(f for f in FUNCTIONS if f.name == name)
+
+
+def routes_of(function_name: str) -> tuple[Route, ...]:
+    return tuple(r for r in ROUTES if r.function == function_name)
