@@ -30,8 +30,8 @@ PERSONAL_KEYS = frozenset(
     }
 )
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"(?<!\d)(?:\+?82[\s-]?|0)1[016789][\s-]?\d{3,4}[\s-]?\d{4}(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)0(?:2|[3-6][1-5])[\s-]?\d{3,4}[\s-]?\d{4}(?!\d)")
+_PHONE = re.compile(r"(?<!\d)(?:\+?82[\s.-]?|0)1[016789][\s.-]?\d{3,4}[\s.-]?\d{4}(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)0(?:2|[3-6][1-5])[\s.-]?\d{3,4}[\s.-]?\d{4}(?!\d)")
 
 
 def mask_text(text: str) -> str:
@@ -61,4 +61,7 @@ def mask(data: Any) -> Any:
         return [mask(v) for v in data]
     if isinstance(data, str):
         return mask_text(data)
-    return data
+    if data is None or isinstance(data, bool | int | float):
+        return data
+    # Anything else (an exception in a stack trace, a Decimal, a model) is logged as its str().
+    return mask_text(str(data))

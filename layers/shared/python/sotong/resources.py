@@ -161,6 +161,7 @@ FUNCTIONS: tuple[Function, ...] = (
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "public_api", "public"),
     Route("GET", "/outbox", "staff_api", "staff"),
+    Route("GET", "/messages", "staff_api", "staff"),
     Route("GET", "/messages/{message_id}", "staff_api", "staff"),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,30 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+# Cross-field checks run on a whole model and name the field they mean at the start of their
+# message ("complaints.routing.billing: department 'x' is not defined"); that becomes the path.
+_SEGMENT = r"[A-Za-z_]\w*(?:\[\d+\])*(?: \([\w-]+\))?"
+_PATH_IN_MESSAGE = re.compile(rf"^({_SEGMENT}(?:\.{_SEGMENT})*): (.+)$", re.DOTALL)
+
+
+def _join(base: str, inner: str) -> str:
+    if not base or inner == base or inner.startswith((base + ".", base + "[")):
+        return inner
+    return f"{base}.{inner}"
+
+
 def _problems(error: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for item in error.errors(include_url=False):
+        path = field_path(tuple(item["loc"]))
         message = item["msg"]
         for prefix in ("Value error, ", "Assertion failed, "):
             message = message.removeprefix(prefix)
         if item["type"] == "extra_forbidden":
             message = "unknown field (check the spelling)"
-        problems.append((field_path(tuple(item["loc"])), message))
+        elif item["type"] == "value_error" and (match := _PATH_IN_MESSAGE.match(message)):
+            path, message = _join(path, match.group(1)), match.group(2)
+        problems.append((path, message))
     return problems
 
 

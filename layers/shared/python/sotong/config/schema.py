@@ -74,9 +74,28 @@ def _email(value: str) -> str:
     return value
 
 
+def _local_time_input(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted 21:00 as the number 1260 (base 60), which pydantic would take
+    # as seconds: 00:21 UTC. Only text ("21:00") or a time object is a time of day here.
+    if not isinstance(value, str | time):
+        raise ValueError(
+            'must be a local time in quotes, e.g. "21:00" (unquoted, YAML reads a number)'
+        )
+    return value
+
+
+def _local_time(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError(
+            "must be a local time without a zone offset; the hospital timezone applies"
+        )
+    return value
+
+
 Slug = Annotated[str, AfterValidator(_slug)]
 Phone = Annotated[str, BeforeValidator(_phone)]
 Email = Annotated[str, AfterValidator(_email)]
+LocalTime = Annotated[time, BeforeValidator(_local_time_input), AfterValidator(_local_time)]
 
 
 def placeholders(text: str) -> list[str]:
@@ -186,22 +205,22 @@ class ComplaintSettings(_Model):
     def _known_categories(self) -> ComplaintSettings:
         clash = sorted(set(self.extra_categories) & set(DEFAULT_CATEGORIES))
         if clash:
-            raise ValueError(f"extra_categories repeats default categories: {', '.join(clash)}")
+            raise ValueError(f"extra_categories: repeats default categories: {', '.join(clash)}")
         known = self.categories
         for category in self.routing:
             if category not in known:
                 raise ValueError(
-                    f"routing names unknown category '{category}'; known: {', '.join(known)}"
+                    f"routing.{category}: unknown category '{category}'; known: {', '.join(known)}"
                 )
         for index, rule in enumerate(self.rules):
             if rule.category and rule.category not in known:
-                raise ValueError(f"rules[{index}] names unknown category '{rule.category}'")
+                raise ValueError(f"rules[{index}].category: unknown category '{rule.category}'")
         return self
 
 
 class QuietHours(_Model):
-    start: time = Field(description="local time from which messages are held, e.g. 21:00")
-    end: time = Field(description="local time at which held messages go out, e.g. 08:00")
+    start: LocalTime = Field(description="local time from which messages are held, e.g. 21:00")
+    end: LocalTime = Field(description="local time at which held messages go out, e.g. 08:00")
 
 
 class SenderProfile(_Model):
@@ -280,7 +299,7 @@ CancelCondition = Literal["future_booking", "repeat_treatment", "patient_paused"
 class PlanStep(_Model):
     id: Slug
     offset: Annotated[str, AfterValidator(_offset)] = Field(description="from the treatment date")
-    at: time = Field(description="local time of day to send")
+    at: LocalTime = Field(description="local time of day to send")
     template: Slug
     purpose: Purpose = "service"
     cancel_if: tuple[CancelCondition, ...] = ()

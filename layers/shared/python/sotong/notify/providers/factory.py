@@ -1,0 +1,57 @@
+"""The providers a hospital's config asks for, built once per function instance."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from sotong import secrets
+from sotong.config.schema import HospitalConfig
+from sotong.notify.providers.base import Provider
+from sotong.notify.providers.sandbox import SandboxProvider
+
+SOLAPI_URL_ENV = "SOTONG_SOLAPI_URL"
+
+
+class Providers:
+    def __init__(self, hospital: HospitalConfig) -> None:
+        self.hospital = hospital
+        self._solapi: Provider | None = None
+
+    def secret(self, name: str) -> str | None:
+        ref = getattr(self.hospital.sender, name)
+        if self.hospital.sender.provider == "sandbox" or ref is None:
+            return None
+        return secrets.resolve(ref)
+
+    def for_channel(self, channel: str) -> Provider:
+        sender = self.hospital.sender
+        if sender.provider == "sandbox":
+            return _sandbox()
+        if channel == "email":
+            return _email(sender.email_from)
+        if self._solapi is None:
+            self._solapi = _solapi(self.hospital)
+        return self._solapi
+
+
+@cache
+def _sandbox() -> Provider:
+    return SandboxProvider()
+
+
+@cache
+def _email(from_address: str) -> Provider:
+    from sotong.notify.providers.ses import SesEmailProvider
+
+    return SesEmailProvider(from_address)
+
+
+def _solapi(hospital: HospitalConfig) -> Provider:
+    from sotong.notify.providers.solapi import SolapiProvider
+
+    ref = hospital.sender.provider_credentials
+    assert ref is not None
+    credentials = secrets.resolve_json(ref)
+    base_url = os.environ.get(SOLAPI_URL_ENV, "https://api.solapi.com")
+    return SolapiProvider(credentials["api_key"], credentials["api_secret"], base_url=base_url)

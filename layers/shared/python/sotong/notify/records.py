@@ -1,0 +1,285 @@
+"""Message records, opt-outs and the send-rate window, in the records table.
+
+Layout (pk / sk):
+- `MSG#<message_id>` / `MSG`: the message record; its `events` list is its history.
+  gsi1 `RCPT#<recipient_key>` (per recipient), gsi3 `REF#<kind>#<id>` (per complaint/recall),
+  gsi2 `HELD#<UTC hour of release>` while held (sparse: removed on release).
+- `OPTOUT#<recipient_key>` / `<channel>|all`: an opt-out.
+- `RATE#<provider>` / `<epoch second>`: messages sent in that second (expires).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from sotong import clock, store
+from sotong.masking import mask_text
+from sotong.notify.model import DONE, MessageRequest, recipient_key
+
+LEASE = timedelta(seconds=90)
+
+
+def _pk(message_id: str) -> str:
+    return f"MSG#{message_id}"
+
+
+def held_bucket(at: datetime) -> str:
+    return "HELD#" + at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def _event(status: str, reason: str | None, at: str) -> dict[str, Any]:
+    return {"status": status, "at": at, "reason": reason}
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def get(message_id: str) -> dict[str, Any] | None:
+    response = store.dynamodb().get_item(
+        TableName=store.table_name(), Key=store.key(_pk(message_id), "MSG"), ConsistentRead=True
+    )
+    item = response.get("Item")
+    return store.from_item(item) if item else None
+
+
+def claim(message_id: str, request: MessageRequest, hospital_id: str) -> dict[str, Any] | None:
+    """Create the record as `sending` if it is new. Returns None when this call claimed it,
+    else the existing record (the caller decides from its status)."""
+    now = clock.now()
+    stamp = clock.iso(now)
+    recipient = request.recipient
+    address = recipient.phone or recipient.email or ""
+    rkey = recipient_key(hospital_id, address)
+    item: dict[str, Any] = {
+        "pk": _pk(message_id),
+        "sk": "MSG",
+        "message_id": message_id,
+        "status": "sending",
+        "lease_until": clock.iso(now + LEASE),
+        "attempts": 1,
+        "template_id": request.template_id,
+        "purpose": request.purpose,
+        "recipient_kind": recipient.kind,
+        "recipient": mask_text(address),
+        "refs": request.refs or None,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "events": [_event("sending", None, stamp)],
+        "gsi1pk": f"RCPT#{rkey}",
+        "gsi1sk": f"{stamp}#{message_id}",
+    }
+    if request.refs:
+        kind, ref = sorted(request.refs.items())[0]
+        item["gsi3pk"] = f"REF#{kind}#{ref}"
+        item["gsi3sk"] = f"{stamp}#{message_id}"
+    try:
+        store.dynamodb().put_item(
+            TableName=store.table_name(),
+            Item=store.to_item(item),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return None
+    except ClientError as error:
+        if not _conditional_failed(error):
+            raise
+    return get(message_id) or {"status": "sending", "lease_until": clock.iso(now + LEASE)}
+
+
+def reclaim(message_id: str, from_status: str, lease_expired_before: str | None = None) -> bool:
+    """Take a `held`/`retry` record (or a `sending` one whose lease ran out) back to `sending`."""
+    now = clock.now()
+    stamp = clock.iso(now)
+    condition = "#s = :from"
+    extra: dict[str, Any] = {}
+    if lease_expired_before is not None:
+        condition += " AND lease_until < :lease"
+        extra["lease"] = lease_expired_before
+    try:
+        store.dynamodb().update_item(
+            TableName=store.table_name(),
+            Key=store.key(_pk(message_id), "MSG"),
+            UpdateExpression=(
+                "SET #s = :sending, lease_until = :until, updated_at = :now, "
+                "events = list_append(events, :ev) ADD attempts :one"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=store.values(
+                sending="sending",
+                until=clock.iso(now + LEASE),
+                now=stamp,
+                ev=[_event("sending", None, stamp)],
+                one=1,
+                **{"from": from_status},
+                **extra,
+            ),
+        )
+        return True
+    except ClientError as error:
+        if _conditional_failed(error):
+            return False
+        raise
+
+
+def finish(
+    message_id: str,
+    status: str,
+    reason: str | None = None,
+    *,
+    expect: str | None = "sending",
+    channel: str | None = None,
+    provider: str | None = None,
+    provider_message_id: str | None = None,
+    held_until: datetime | None = None,
+    held_request: dict[str, Any] | None = None,
+) -> bool:
+    """Move a record to `status`, appending the event; only from `expect` when given."""
+    stamp = clock.iso(clock.now())
+    sets = ["#s = :status", "updated_at = :now", "events = list_append(events, :ev)"]
+    removes = ["lease_until"]
+    vals: dict[str, Any] = {
+        "status": status,
+        "now": stamp,
+        "ev": [_event(status, reason, stamp)],
+    }
+    for name, value in (
+        ("reason", reason),
+        ("channel", channel),
+        ("provider", provider),
+        ("provider_message_id", provider_message_id),
+    ):
+        if value is not None:
+            sets.append(f"{name} = :{name}")
+            vals[name] = value
+    if held_until is not None:
+        release = clock.iso(held_until)
+        sets += ["release_at = :release", "gsi2pk = :bucket", "gsi2sk = :gsk", "request = :req"]
+        vals.update(
+            release=release,
+            bucket=held_bucket(held_until),
+            gsk=f"{release}#{message_id}",
+            req=held_request,
+        )
+    else:
+        removes += ["gsi2pk", "gsi2sk"]
+        if status in DONE:
+            removes.append("request")
+    expression = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
+    kwargs: dict[str, Any] = {}
+    if expect is not None:
+        kwargs["ConditionExpression"] = "#s = :expect"
+        vals["expect"] = expect
+    try:
+        store.dynamodb().update_item(
+            TableName=store.table_name(),
+            Key=store.key(_pk(message_id), "MSG"),
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=store.values(**vals),
+            **kwargs,
+        )
+        return True
+    except ClientError as error:
+        if _conditional_failed(error):
+            return False
+        raise
+
+
+def due_held(until: datetime, since: datetime) -> list[dict[str, Any]]:
+    """Held records released in (since, until]: one Query per hour bucket in that span."""
+    results: list[dict[str, Any]] = []
+    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    low, high = clock.iso(since), clock.iso(until)
+    while hour <= until:
+        kwargs: dict[str, Any] = {
+            "TableName": store.table_name(),
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "gsi2pk = :b AND gsi2sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": store.values(
+                b=held_bucket(hour), low=low + "#~", high=high + "#~"
+            ),
+        }
+        while True:
+            page = store.dynamodb().query(**kwargs)
+            results += [store.from_item(i) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        hour += timedelta(hours=1)
+    return [r for r in results if r.get("status") == "held"]
+
+
+def opted_out_channels(hospital_id: str, address: str) -> frozenset[str]:
+    response = store.dynamodb().query(
+        TableName=store.table_name(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues=store.values(pk=f"OPTOUT#{recipient_key(hospital_id, address)}"),
+        ConsistentRead=True,
+    )
+    return frozenset(store.from_item(i)["sk"] for i in response.get("Items", []))
+
+
+def record_opt_out(hospital_id: str, address: str, channel: str, source: str) -> None:
+    store.dynamodb().put_item(
+        TableName=store.table_name(),
+        Item=store.to_item(
+            {
+                "pk": f"OPTOUT#{recipient_key(hospital_id, address)}",
+                "sk": channel,
+                "source": source,
+                "at": clock.iso(clock.now()),
+            }
+        ),
+    )
+
+
+def take_send_slot(provider: str, limit_per_second: float) -> float:
+    """Count this send in the provider's current one-second window, shared by every concurrent
+    sender. Returns 0 when the slot was taken, else the seconds to wait for the next window."""
+    now = clock.now().timestamp()
+    second = int(now)
+    try:
+        store.dynamodb().update_item(
+            TableName=store.table_name(),
+            Key=store.key(f"RATE#{provider}", str(second)),
+            UpdateExpression="ADD sent :one SET expires_at = :exp",
+            ConditionExpression="attribute_not_exists(sent) OR sent < :limit",
+            ExpressionAttributeValues=store.values(
+                one=1, exp=second + 120, limit=max(1, int(limit_per_second))
+            ),
+        )
+        return 0.0
+    except ClientError as error:
+        if _conditional_failed(error):
+            return max(0.01, second + 1 - now)
+        raise
+
+
+def by_index(index: str, partition: str, limit: int = 50) -> list[dict[str, Any]]:
+    response = store.dynamodb().query(
+        TableName=store.table_name(),
+        IndexName=index,
+        KeyConditionExpression=f"{index}pk = :p",
+        ExpressionAttributeValues=store.values(p=partition),
+        ScanIndexForward=False,
+        Limit=limit,
+    )
+    return [public_view(store.from_item(i)) for i in response.get("Items", [])]
+
+
+def for_recipient(hospital_id: str, address: str, limit: int = 50) -> list[dict[str, Any]]:
+    return by_index("gsi1", f"RCPT#{recipient_key(hospital_id, address)}", limit)
+
+
+def for_ref(kind: str, ref: str, limit: int = 50) -> list[dict[str, Any]]:
+    return by_index("gsi3", f"REF#{kind}#{ref}", limit)
+
+
+def public_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as staff see it: no keys, no stored request (it holds the contact)."""
+    hidden = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "request"}
+    return {k: v for k, v in record.items() if k not in hidden}

@@ -1,0 +1,22 @@
+"""Every test runs with fake AWS credentials in Seoul, so nothing can reach real AWS."""
+
+import os
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "ap-northeast-2",
+        "AWS_REGION": "ap-northeast-2",
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "SotongTest",
+        "POWERTOOLS_DEV": "false",
+        "SOTONG_HOSPITAL_CONFIG": os.path.join(os.path.dirname(__file__), "..", "hospitals", "demo.yaml"),
+        "SOTONG_HOSPITAL_ID": "demo",
+    }
+)
+for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(name, None)
