@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sotong import clock
 from sotong.api import create_resolver, resolve
 from sotong.config import load_hospital

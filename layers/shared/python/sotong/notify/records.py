@@ -89,40 +89,66 @@ def claim(message_id: str, request: MessageRequest, hospital_id: str) -> dict[st
     return get(message_id) or {"status": "sending", "lease_until": clock.iso(now + LEASE)}
 
 
-def reclaim(message_id: str, from_status: str, lease_expired_before: str | None = None) -> bool:
-    """Take a `held`/`retry` record (or a `sending` one whose lease ran out) back to `sending`."""
-    now = clock.now()
-    stamp = clock.iso(now)
-    condition = "#s = :from"
-    extra: dict[str, Any] = {}
-    if lease_expired_before is not None:
-        condition += " AND lease_until < :lease"
-        extra["lease"] = lease_expired_before
+def _update(
+    message_id: str,
+    sets: dict[str, Any],
+    *,
+    add: dict[str, int] | None = None,
+    remove: tuple[str, ...] = (),
+    append_event: dict[str, Any],
+    condition: str | None = None,
+    condition_values: dict[str, Any] | None = None,
+) -> bool:
+    """One UpdateItem with every attribute name aliased (DynamoDB reserves many plain words)."""
+    names: dict[str, str] = {"#events": "events", "#status": "status"}
+    vals: dict[str, Any] = {"ev": [append_event]}
+    parts = ["#events = list_append(#events, :ev)"]
+    for name, value in sets.items():
+        names[f"#{name}"] = name
+        vals[f"v_{name}"] = value
+        parts.append(f"#{name} = :v_{name}")
+    expression = "SET " + ", ".join(parts)
+    if add:
+        for name, amount in add.items():
+            names[f"#{name}"] = name
+            vals[f"a_{name}"] = amount
+        expression += " ADD " + ", ".join(f"#{n} :a_{n}" for n in add)
+    if remove:
+        names.update({f"#{n}": n for n in remove})
+        expression += " REMOVE " + ", ".join(f"#{n}" for n in remove)
+    kwargs: dict[str, Any] = {}
+    if condition:
+        kwargs["ConditionExpression"] = condition
+        names.update({f"#{n}": n for n in ("lease_until",) if f"#{n}" in condition})
+        vals.update(condition_values or {})
     try:
         store.dynamodb().update_item(
             TableName=store.table_name(),
             Key=store.key(_pk(message_id), "MSG"),
-            UpdateExpression=(
-                "SET #s = :sending, lease_until = :until, updated_at = :now, "
-                "events = list_append(events, :ev) ADD attempts :one"
-            ),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=store.values(
-                sending="sending",
-                until=clock.iso(now + LEASE),
-                now=stamp,
-                ev=[_event("sending", None, stamp)],
-                one=1,
-                **{"from": from_status},
-                **extra,
-            ),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=store.values(**vals),
+            **kwargs,
         )
         return True
     except ClientError as error:
         if _conditional_failed(error):
             return False
         raise
+
+
+def reclaim(message_id: str, from_status: str) -> bool:
+    """Take a `held` or `retry` record back to `sending` (only one sender wins)."""
+    now = clock.now()
+    stamp = clock.iso(now)
+    return _update(
+        message_id,
+        {"status": "sending", "lease_until": clock.iso(now + LEASE), "updated_at": stamp},
+        add={"attempts": 1},
+        append_event=_event("sending", None, stamp),
+        condition="#status = :from_status",
+        condition_values={"from_status": from_status},
+    )
 
 
 def finish(
@@ -139,54 +165,35 @@ def finish(
 ) -> bool:
     """Move a record to `status`, appending the event; only from `expect` when given."""
     stamp = clock.iso(clock.now())
-    sets = ["#s = :status", "updated_at = :now", "events = list_append(events, :ev)"]
-    removes = ["lease_until"]
-    vals: dict[str, Any] = {
-        "status": status,
-        "now": stamp,
-        "ev": [_event(status, reason, stamp)],
+    sets: dict[str, Any] = {"status": status, "updated_at": stamp}
+    optional = {
+        "reason": reason,
+        "channel": channel,
+        "provider": provider,
+        "provider_message_id": provider_message_id,
     }
-    for name, value in (
-        ("reason", reason),
-        ("channel", channel),
-        ("provider", provider),
-        ("provider_message_id", provider_message_id),
-    ):
-        if value is not None:
-            sets.append(f"{name} = :{name}")
-            vals[name] = value
+    sets.update({k: v for k, v in optional.items() if v is not None})
+    remove: tuple[str, ...] = ("lease_until",)
     if held_until is not None:
         release = clock.iso(held_until)
-        sets += ["release_at = :release", "gsi2pk = :bucket", "gsi2sk = :gsk", "request = :req"]
-        vals.update(
-            release=release,
-            bucket=held_bucket(held_until),
-            gsk=f"{release}#{message_id}",
-            req=held_request,
+        sets.update(
+            release_at=release,
+            gsi2pk=held_bucket(held_until),
+            gsi2sk=f"{release}#{message_id}",
+            request=held_request,
         )
     else:
-        removes += ["gsi2pk", "gsi2sk"]
+        remove += ("gsi2pk", "gsi2sk")
         if status in DONE:
-            removes.append("request")
-    expression = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
-    kwargs: dict[str, Any] = {}
-    if expect is not None:
-        kwargs["ConditionExpression"] = "#s = :expect"
-        vals["expect"] = expect
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(_pk(message_id), "MSG"),
-            UpdateExpression=expression,
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=store.values(**vals),
-            **kwargs,
-        )
-        return True
-    except ClientError as error:
-        if _conditional_failed(error):
-            return False
-        raise
+            remove += ("request",)
+    return _update(
+        message_id,
+        sets,
+        remove=remove,
+        append_event=_event(status, reason, stamp),
+        condition="#status = :expect" if expect is not None else None,
+        condition_values={"expect": expect} if expect is not None else None,
+    )
 
 
 def due_held(until: datetime, since: datetime) -> list[dict[str, Any]]:

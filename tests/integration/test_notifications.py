@@ -1,0 +1,364 @@
+"""The notification pipeline end to end inside one process: queue -> sender -> provider -> record."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from sotong import clock
+from sotong.config.schema import HospitalConfig
+from sotong.notify import outbox, records
+from sotong.notify.enqueue import enqueue
+from sotong.notify.model import MessageRequest, Recipient, message_id
+from sotong.notify.providers.base import OutgoingMessage, SendResult
+from sotong.notify.release import release_due
+from sotong.notify.sender import RetryLater, process
+from sotong.resources import NOTIFICATIONS, function
+from sotong_local.events import sqs_event
+from sotong_local.lambdas import LambdaContext
+from tests.integration.conftest import receive_all
+
+KST = ZoneInfo("Asia/Seoul")
+ARN = "arn:aws:sqs:ap-northeast-2:123456789012:sotong-local-notifications"
+PATIENT = Recipient(name="홍길동", phone="010-1234-5678", contact_consent=True)
+
+
+def at_kst(*args: int) -> datetime:
+    return datetime(*args, tzinfo=KST)
+
+
+def aftercare(key: str = "touchpoint-1", **changes: Any) -> MessageRequest:
+    data: dict[str, Any] = {
+        "idempotency_key": key,
+        "recipient": PATIENT,
+        "template_id": "dental_aftercare",
+        "variables": {"hospital": "소통치과", "name": "홍길동", "callback": "02-555-0100"},
+        "refs": {"touchpoint": key},
+    }
+    data.update(changes)
+    return MessageRequest.model_validate(data)
+
+
+def advert(key: str, recipient: Recipient) -> MessageRequest:
+    return MessageRequest(
+        idempotency_key=key,
+        recipient=recipient,
+        template_id="scaling_next_step",
+        purpose="marketing",
+        variables={
+            "hospital": "소통치과",
+            "name": "홍길동",
+            "callback": "02-555-0100",
+            "opt_out": "080-555-0100",
+        },
+    )
+
+
+def run_sender(env: dict[str, str], redeliver_now: bool = False) -> dict[str, Any]:
+    """Receive what is on the queue and hand it to the real handler as an SQS event; delete the
+    successes as the Lambda service does, and optionally make the failures visible again now."""
+    module = importlib.import_module("notification_sender")
+    messages = receive_all(env[NOTIFICATIONS.env])
+    if not messages:
+        return {"batchItemFailures": [], "count": 0}
+    result: dict[str, Any] = module.handler(
+        sqs_event(messages, ARN), LambdaContext(function("notification_sender"))
+    )
+    sqs = boto3.client("sqs")
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(
+                QueueUrl=env[NOTIFICATIONS.env], ReceiptHandle=message["ReceiptHandle"]
+            )
+        elif redeliver_now:
+            sqs.change_message_visibility(
+                QueueUrl=env[NOTIFICATIONS.env],
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+    return {**result, "count": len(messages)}
+
+
+class ScriptedProvider:
+    name = "scripted"
+
+    def __init__(self, *results: SendResult, crash_after_accept: bool = False) -> None:
+        self.results = list(results)
+        self.sent: list[OutgoingMessage] = []
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        self.sent.append(message)
+        return self.results.pop(0) if self.results else SendResult("accepted", "p-1")
+
+
+def no_secret(name: str) -> str | None:
+    return None
+
+
+def test_queued_request_reaches_the_outbox_once(aws: dict[str, str]) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    enqueue([aftercare(), aftercare()])  # a producer that retried: same business key twice
+
+    result = run_sender(aws)
+
+    assert result["batchItemFailures"] == []
+    sent = outbox.recent()
+    assert len(sent) == 1
+    assert sent[0]["channel"] == "alimtalk"
+    assert "홍길동님, 어제 치료 후" in sent[0]["text"]
+    assert "#{" not in sent[0]["text"]
+    record = records.get(message_id("demo", "touchpoint-1"))
+    assert record is not None
+    assert record["status"] == "sent"
+    assert [e["status"] for e in record["events"]] == ["sending", "sent"]
+    assert "5678" in record["recipient"] and "1234" not in record["recipient"]
+
+
+def test_records_are_listed_per_recipient_and_per_reference(aws: dict[str, str]) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    enqueue([aftercare("tp-a"), aftercare("tp-b")])
+    run_sender(aws)
+
+    assert len(records.for_recipient("demo", "+821012345678")) == 2
+    (only,) = records.for_ref("touchpoint", "tp-a")
+    assert only["status"] == "sent"
+    assert "request" not in only
+
+
+def test_night_advertising_is_held_until_eight_and_then_sent(aws: dict[str, str]) -> None:
+    fan = Recipient(phone="010-2222-3333", contact_consent=True, marketing_consent=True)
+    clock.fix(at_kst(2026, 11, 23, 22, 30))
+    enqueue([advert("campaign-1:fan", fan)])
+    run_sender(aws)
+
+    record = records.get(message_id("demo", "campaign-1:fan"))
+    assert record is not None and record["status"] == "held"
+    assert record["reason"] == "night_advertising"
+    assert record["release_at"] == "2026-11-23T23:00:00.000000Z"  # 08:00 KST next day
+    assert outbox.recent() == []
+
+    clock.fix(at_kst(2026, 11, 24, 7, 55))
+    assert release_due(clock.now()) == 0
+    clock.fix(at_kst(2026, 11, 24, 8, 0))
+    assert release_due(clock.now()) == 1
+    run_sender(aws)
+
+    (sent,) = outbox.recent()
+    assert sent["channel"] == "lms"
+    assert sent["text"].startswith("(광고) [소통치과피부과]")
+    assert "무료수신거부 080-555-0100" in sent["text"]
+    assert records.get(message_id("demo", "campaign-1:fan"))["status"] == "sent"  # type: ignore[index]
+    assert release_due(clock.now()) == 0  # the watermark moved on: nothing twice
+
+
+def test_night_consent_lets_an_advert_go_at_night(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    owl = Recipient(
+        phone="010-2222-4444", contact_consent=True, marketing_consent=True, night_consent=True
+    )
+    clock.fix(at_kst(2026, 11, 23, 22, 30))
+    # The demo hospital keeps quiet hours for everything; a hospital without them honours night consent.
+    outcome = process(advert("c:owl", owl), hospital, lambda _: ScriptedProvider(), no_secret)
+    assert (outcome.status, outcome.reason) == ("held", "quiet_hours")
+    no_quiet = hospital.model_copy(
+        update={"sender": hospital.sender.model_copy(update={"quiet_hours": None})}
+    )
+    outcome = process(advert("c:owl2", owl), no_quiet, lambda _: ScriptedProvider(), no_secret)
+    assert outcome.status == "sent"
+
+
+def test_service_messages_wait_for_quiet_hours_to_end_but_staff_alerts_do_not(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 23, 0))
+    assert process(aftercare(), hospital, lambda _: ScriptedProvider(), no_secret).status == "held"
+    alert = MessageRequest(
+        idempotency_key="alert-1",
+        recipient=Recipient(kind="staff", phone="010-2000-1999"),
+        template_id="staff_alert",
+        variables={"level": "긴급", "department": "QI", "code": "AB12CD", "reason": "환자안전"},
+    )
+    assert process(alert, hospital, lambda _: ScriptedProvider(), no_secret).status == "sent"
+
+
+def test_missing_consent_or_opt_out_suppresses(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    no_ads = Recipient(phone="010-3333-4444", contact_consent=True)
+    assert process(
+        advert("c:1", no_ads), hospital, lambda _: ScriptedProvider(), no_secret
+    ).reason == ("no_marketing_consent")
+    records.record_opt_out("demo", "+821012345678", "alimtalk", "inbound 수신거부")
+    outcome = process(aftercare(), hospital, lambda _: ScriptedProvider(), no_secret)
+    assert (outcome.status, outcome.reason) == ("suppressed", "opted_out: alimtalk")
+
+
+def test_alimtalk_falls_back_to_sms_only_through_the_provider(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider()
+    process(aftercare("a"), hospital, lambda _: provider, no_secret)
+    assert provider.sent[0].fallback_text == provider.sent[0].text
+
+    records.record_opt_out("demo", "+821012345678", "sms", "inbound STOP")
+    process(aftercare("b"), hospital, lambda _: provider, no_secret)
+    assert provider.sent[1].fallback_text is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"variables": {"hospital": "소통치과"}}, "missing variables: callback, name"),
+        (
+            {"variables": {"hospital": "h", "name": "n", "callback": "c", "diagnosis": "x"}},
+            "unexpected variables: diagnosis",
+        ),
+        ({"template_id": "no_such_template"}, "unknown template"),
+        ({"channel": "sms"}, "is for alimtalk, not sms"),
+    ],
+)
+def test_template_mismatch_fails_without_sending(
+    aws: dict[str, str], hospital: HospitalConfig, changes: dict[str, Any], reason: str
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider()
+    outcome = process(aftercare(**changes), hospital, lambda _: provider, no_secret)
+    assert outcome.status == "failed"
+    assert outcome.reason is not None and outcome.reason.startswith("invalid_template")
+    assert reason in outcome.reason
+    assert provider.sent == []
+
+
+def test_an_advert_by_alimtalk_is_refused(aws: dict[str, str], hospital: HospitalConfig) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    request = aftercare(
+        purpose="marketing", recipient=PATIENT.model_copy(update={"marketing_consent": True})
+    )
+    outcome = process(request, hospital, lambda _: ScriptedProvider(), no_secret)
+    assert (outcome.status, outcome.reason) == (
+        "failed",
+        "ad_by_alimtalk: advertising never goes by AlimTalk",
+    )
+
+
+def test_provider_failures_are_retried_then_end_failed(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    busy = SendResult("retryable", reason="http_503")
+    provider = ScriptedProvider(*[busy] * 5)
+    mid = message_id("demo", "touchpoint-1")
+    for attempt in range(1, 5):
+        with pytest.raises(RetryLater) as later:
+            process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=attempt)
+        assert later.value.delay_s == 30 * 2 ** (attempt - 1)
+        assert records.get(mid)["status"] == "retry"  # type: ignore[index]
+    with pytest.raises(RetryLater):
+        process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=5)
+    record = records.get(mid)
+    assert record is not None
+    assert (record["status"], record["reason"]) == ("failed", "retries_exhausted: http_503")
+    assert record["attempts"] == 5
+    assert len(provider.sent) == 5
+
+
+def test_a_429_backs_off_for_as_long_as_the_provider_asks(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider(SendResult("retryable", reason="http_429", retry_after_s=7))
+    with pytest.raises(RetryLater) as later:
+        process(aftercare(), hospital, lambda _: provider, no_secret)
+    assert later.value.delay_s == 7
+    assert (
+        process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=2).status
+        == "sent"
+    )
+
+
+def test_a_crash_after_the_provider_accepted_never_sends_again(
+    aws: dict[str, str], hospital: HospitalConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider()
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("the function died before recording the send")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(records, "finish", crash)
+        with pytest.raises(ConnectionError):
+            process(aftercare(), hospital, lambda _: provider, no_secret)
+    assert len(provider.sent) == 1
+
+    with pytest.raises(RetryLater):  # redelivered while the first sender's lease still runs
+        process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=2)
+    clock.fix(at_kst(2026, 11, 23, 10, 5))
+    outcome = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=3)
+    assert (outcome.status, outcome.reason) == ("failed", "outcome_unknown")
+    assert len(provider.sent) == 1
+
+
+def test_a_sent_message_is_never_sent_again(aws: dict[str, str], hospital: HospitalConfig) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider()
+    assert process(aftercare(), hospital, lambda _: provider, no_secret).status == "sent"
+    again = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=2)
+    assert again.status == "sent" and again.reason == "duplicate request: already handled"
+    assert len(provider.sent) == 1
+
+
+def test_the_send_rate_is_shared_and_held(aws: dict[str, str]) -> None:
+    clock.fix(datetime(2026, 11, 23, 1, 0, 0, 250_000, tzinfo=KST))
+    assert [records.take_send_slot("sandbox", 2) for _ in range(2)] == [0.0, 0.0]
+    assert records.take_send_slot("sandbox", 2) == pytest.approx(0.75)
+
+
+def test_a_throttled_table_fails_only_that_record(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    enqueue([aftercare("ok"), aftercare("throttled")])
+    original = records.claim
+
+    def claim(mid: str, request: MessageRequest, hospital_id: str) -> Any:
+        if request.idempotency_key == "throttled":
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ProvisionedThroughputExceededException",
+                        "Message": "slow down",
+                    }
+                },
+                "PutItem",
+            )
+        return original(mid, request, hospital_id)
+
+    monkeypatch.setattr(records, "claim", claim)
+    result = run_sender(aws, redeliver_now=True)
+    assert len(result["batchItemFailures"]) == 1
+    assert len(outbox.recent()) == 1
+    monkeypatch.setattr(records, "claim", original)
+    run_sender(aws)  # the failed record stayed on the queue and succeeds on redelivery
+    assert len(outbox.recent()) == 2
+
+
+def test_a_malformed_request_fails_its_record_only(aws: dict[str, str]) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    boto3.client("sqs").send_message(
+        QueueUrl=aws[NOTIFICATIONS.env], MessageBody='{"template_id": 1}'
+    )
+    enqueue([aftercare()])
+    result = run_sender(aws)
+    assert len(result["batchItemFailures"]) == 1
+    assert len(outbox.recent()) == 1
