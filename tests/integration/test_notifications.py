@@ -1,4 +1,4 @@
-"""The notification pipeline end to end inside one process: queue -> sender -> provider -> record."""
+"""The notification pipeline inside one process: queue -> sender -> provider -> record."""
 
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def test_queued_request_reaches_the_outbox_once(aws: dict[str, str]) -> None:
     assert record is not None
     assert record["status"] == "sent"
     assert [e["status"] for e in record["events"]] == ["sending", "sent"]
-    assert "5678" in record["recipient"] and "1234" not in record["recipient"]
+    assert "5678" in record["recipient"]
+    assert "1234" not in record["recipient"]
 
 
 def test_records_are_listed_per_recipient_and_per_reference(aws: dict[str, str]) -> None:
@@ -139,7 +140,8 @@ def test_night_advertising_is_held_until_eight_and_then_sent(aws: dict[str, str]
     run_sender(aws)
 
     record = records.get(message_id("demo", "campaign-1:fan"))
-    assert record is not None and record["status"] == "held"
+    assert record is not None
+    assert record["status"] == "held"
     assert record["reason"] == "night_advertising"
     assert record["release_at"] == "2026-11-23T23:00:00.000000Z"  # 08:00 KST next day
     assert outbox.recent() == []
@@ -165,7 +167,7 @@ def test_night_consent_lets_an_advert_go_at_night(
         phone="010-2222-4444", contact_consent=True, marketing_consent=True, night_consent=True
     )
     clock.fix(at_kst(2026, 11, 23, 22, 30))
-    # The demo hospital keeps quiet hours for everything; a hospital without them honours night consent.
+    # The demo hospital keeps quiet hours for patients; without them night consent counts.
     outcome = process(advert("c:owl", owl), hospital, lambda _: ScriptedProvider(), no_secret)
     assert (outcome.status, outcome.reason) == ("held", "quiet_hours")
     no_quiet = hospital.model_copy(
@@ -234,7 +236,8 @@ def test_template_mismatch_fails_without_sending(
     provider = ScriptedProvider()
     outcome = process(aftercare(**changes), hospital, lambda _: provider, no_secret)
     assert outcome.status == "failed"
-    assert outcome.reason is not None and outcome.reason.startswith("invalid_template")
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("invalid_template")
     assert reason in outcome.reason
     assert provider.sent == []
 
@@ -314,7 +317,8 @@ def test_a_sent_message_is_never_sent_again(aws: dict[str, str], hospital: Hospi
     provider = ScriptedProvider()
     assert process(aftercare(), hospital, lambda _: provider, no_secret).status == "sent"
     again = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=2)
-    assert again.status == "sent" and again.reason == "duplicate request: already handled"
+    assert again.status == "sent"
+    assert again.reason == "duplicate request: already handled"
     assert len(provider.sent) == 1
 
 
