@@ -351,6 +351,8 @@ class SolapiProvider:
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
         }
+        from urllib3.exceptions import HTTPError as TransportError
+
         try:
             response = self._client().request(
                 "POST",
@@ -361,7 +363,7 @@ class SolapiProvider:
                 retries=False,
                 redirect=False,
             )
-        except Exception as exc:  # network: urllib3 HTTPError, OSError and the like
+        except (TransportError, OSError) as exc:
             reason = _network_reason(exc)
             _warn("network_error", message.message_id, reason=reason, error=type(exc).__name__)
             return SendResult(outcome="retryable", reason=reason)
