@@ -366,3 +366,50 @@ def test_a_malformed_request_fails_its_record_only(aws: dict[str, str]) -> None:
     result = run_sender(aws)
     assert len(result["batchItemFailures"]) == 1
     assert len(outbox.recent()) == 1
+
+
+def test_dead_letters_are_replayed_and_sent_once(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    from sotong.notify.replay import replay_dead_letters
+
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    sqs = boto3.client("sqs")
+    busy = ScriptedProvider(*[SendResult("retryable", reason="http_503")] * 5)
+    for attempt in range(1, 6):
+        with pytest.raises(RetryLater):
+            process(aftercare(), hospital, lambda _: busy, no_secret, receive_count=attempt)
+    # SQS parks the request in the DLQ after the fifth receive; so does a request nobody can read
+    sqs.send_message(QueueUrl=aws[NOTIFICATIONS.dlq_env], MessageBody=aftercare().model_dump_json())
+    sqs.send_message(QueueUrl=aws[NOTIFICATIONS.dlq_env], MessageBody="not a request")
+
+    report = replay_dead_letters(sqs, aws[NOTIFICATIONS.dlq_env], aws[NOTIFICATIONS.env], "demo")
+    assert (report.replayed, report.reopened, len(report.unreadable)) == (1, 1, 1)
+    run_sender(aws)
+    (sent,) = outbox.recent()
+    assert sent["message_id"] == message_id("demo", "touchpoint-1")
+    record = records.get(sent["message_id"])
+    assert record is not None
+    assert record["status"] == "sent"
+
+    sqs.send_message(QueueUrl=aws[NOTIFICATIONS.dlq_env], MessageBody=aftercare().model_dump_json())
+    again = replay_dead_letters(sqs, aws[NOTIFICATIONS.dlq_env], aws[NOTIFICATIONS.env], "demo")
+    assert again.reopened == 0
+    run_sender(aws)
+    assert len(outbox.recent()) == 1  # replaying a sent message sends nothing
+
+
+def test_delivery_reports_move_records_and_stop_a_resend(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider(SendResult("retryable", reason="provider_timeout"))
+    with pytest.raises(RetryLater):
+        process(aftercare(), hospital, lambda _: provider, no_secret)
+    mid = message_id("demo", "touchpoint-1")
+    # the timed-out attempt had reached the provider: its report arrives before the retry
+    assert records.apply_report(mid, "delivered", None, "alimtalk")
+    outcome = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=2)
+    assert outcome.status == "delivered"
+    assert len(provider.sent) == 1
+    assert not records.apply_report(mid, "failed", "late report")  # final stays final

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from sotong.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from sotong.config import ConfigError, HospitalConfig, load_hospital_file
 from sotong.config.loader import parse_hospital
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger
+
 from sotong.masking import mask, mask_text
 from sotong.observability import get_logger
 
@@ -131,7 +133,9 @@ def logged() -> tuple[Logger, io.StringIO]:
     # A fresh service name: Powertools keeps one handler per service for the whole process.
     logger = get_logger(f"test-masking-{uuid.uuid4().hex[:8]}")
     stream = io.StringIO()
-    logger.registered_handler.setStream(stream)
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
     return logger, stream
 
 

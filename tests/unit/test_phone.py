@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sotong.phone import last_four, mask_phone, national_format, normalize_korean_phone
 
 

@@ -324,6 +324,11 @@ class HospitalConfig(_Model):
     hospital_id: str = Field(description="lower-case id used in the stack name and tags")
     name: str = Field(min_length=1, max_length=100)
     timezone: str = "Asia/Seoul"
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="public base URL of the API (custom domain) used in links sent to patients",
+    )
     departments: tuple[Department, ...] = Field(min_length=1)
     on_call: Contact = Field(description="alerted at once for critical complaints")
     cs_admin: Contact

@@ -119,7 +119,7 @@ def _update(
     kwargs: dict[str, Any] = {}
     if condition:
         kwargs["ConditionExpression"] = condition
-        names.update({f"#{n}": n for n in ("lease_until",) if f"#{n}" in condition})
+        names.update({f"#{n}": n for n in ("lease_until", "reason") if f"#{n}" in condition})
         vals.update(condition_values or {})
     try:
         store.dynamodb().update_item(
@@ -290,3 +290,36 @@ def public_view(record: dict[str, Any]) -> dict[str, Any]:
     """A record as staff see it: no keys, no stored request (it holds the contact)."""
     hidden = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "request"}
     return {k: v for k, v in record.items() if k not in hidden}
+
+
+def apply_report(
+    message_id: str, status: str, reason: str | None, channel: str | None = None
+) -> bool:
+    """A provider's delivery report: moves a record that is not final yet (sent, or still being
+    retried, so that a retry after an uncertain timeout finds the first attempt delivered)."""
+    stamp = clock.iso(clock.now())
+    sets: dict[str, Any] = {"status": status, "updated_at": stamp}
+    if reason:
+        sets["reason"] = reason
+    if channel:
+        sets["delivered_channel"] = channel
+    return _update(
+        message_id,
+        sets,
+        remove=("lease_until", "gsi2pk", "gsi2sk", "request"),
+        append_event=_event(status, reason, stamp),
+        condition="#status IN (:s1, :s2, :s3)",
+        condition_values={"s1": "sent", "s2": "retry", "s3": "sending"},
+    )
+
+
+def reopen_for_replay(message_id: str) -> bool:
+    """A message that ran out of retries goes back to `retry`, so a replayed request sends it."""
+    stamp = clock.iso(clock.now())
+    return _update(
+        message_id,
+        {"status": "retry", "updated_at": stamp},
+        append_event=_event("retry", "replayed from the dead-letter queue", stamp),
+        condition="#status = :failed AND begins_with(#reason, :exhausted)",
+        condition_values={"failed": "failed", "exhausted": "retries_exhausted"},
+    )
