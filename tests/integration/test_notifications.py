@@ -413,3 +413,52 @@ def test_delivery_reports_move_records_and_stop_a_resend(
     assert outcome.status == "delivered"
     assert len(provider.sent) == 1
     assert not records.apply_report(mid, "failed", "late report")  # final stays final
+
+
+def test_ses_events_update_the_record_and_a_complaint_opts_out(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    import email_events
+
+    from sotong.notify.providers.ses import TAG_MESSAGE_ID
+
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    request = MessageRequest(
+        idempotency_key="mail-1",
+        recipient=Recipient(email="patient@example.com", contact_consent=True),
+        template_id="complaint_outcome_email",
+        variables={
+            "hospital": "소통치과",
+            "code": "ABCD-2345",
+            "outcome": "환불",
+            "callback": "02",
+        },
+    )
+    assert process(request, hospital, lambda _: ScriptedProvider(), no_secret).status == "sent"
+    mid = message_id("demo", "mail-1")
+
+    def ses_event(kind: str) -> dict[str, Any]:  # EventBridge's shape for SES events
+        return {
+            "version": "0",
+            "id": "e-1",
+            "detail-type": f"Email {kind}",
+            "source": "aws.ses",
+            "account": "123456789012",
+            "time": "2026-11-23T01:00:05Z",
+            "region": "ap-northeast-2",
+            "resources": [],
+            "detail": {
+                "eventType": "Complaint" if kind == "Complaint Received" else kind,
+                "mail": {
+                    "messageId": "ses-1",
+                    "destination": ["patient@example.com"],
+                    "tags": {TAG_MESSAGE_ID: [mid]},
+                },
+            },
+        }
+
+    context = LambdaContext(function("email_events"))
+    assert email_events.handler(ses_event("Delivery"), context) == {"applied": 1}
+    assert records.get(mid)["status"] == "delivered"  # type: ignore[index]
+    email_events.handler(ses_event("Complaint Received"), context)
+    assert records.opted_out_channels("demo", "patient@example.com") == frozenset({"email"})

@@ -67,6 +67,15 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class EventRule:
+    """An EventBridge rule on the default bus that invokes the function."""
+
+    source: str
+    detail_types: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     handler: str
@@ -78,6 +87,7 @@ class Function:
     reads_dlqs_of: tuple[str, ...] = ()
     trigger: QueueTrigger | None = None
     schedule: Schedule | None = None
+    event_rule: EventRule | None = None
     reads_secrets: bool = False
     sends_email: bool = False
 
@@ -103,6 +113,7 @@ MAIN = Table(
         Index("gsi1", "gsi1pk", "gsi1sk"),
         Index("gsi2", "gsi2pk", "gsi2sk"),
         Index("gsi3", "gsi3pk", "gsi3sk"),
+        Index("gsi4", "gsi4pk", "gsi4sk"),
     ),
     ttl_attribute="expires_at",
 )
@@ -148,6 +159,34 @@ FUNCTIONS: tuple[Function, ...] = (
         sends_email=True,
     ),
     Function(
+        name="provider_webhook",
+        handler="provider_webhook.handler",
+        description="Provider callbacks: delivery reports, inbound SMS/KakaoTalk, opt-outs",
+        tables={MAIN.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+        reads_secrets=True,
+    ),
+    Function(
+        name="email_events",
+        handler="email_events.handler",
+        description="SES delivery events (delivered, bounced, complained) onto message records",
+        tables={MAIN.name: "write"},
+        event_rule=EventRule(
+            "aws.ses",
+            ("Email Delivered", "Email Bounced", "Email Complaint Received", "Email Rejected"),
+            description="SES events of the hospital's configuration set",
+        ),
+    ),
+    Function(
+        name="sla_sweeper",
+        handler="sla_sweeper.handler",
+        description="Escalates complaints past their SLA: department head, then CS admin",
+        timeout_s=60,
+        tables={MAIN.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+        schedule=Schedule("rate(5 minutes)", description="escalate overdue complaints"),
+    ),
+    Function(
         name="notification_release",
         handler="notification_release.handler",
         description="Puts held messages (quiet hours, not-before) back on the queue when due",
@@ -160,9 +199,26 @@ FUNCTIONS: tuple[Function, ...] = (
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "public_api", "public"),
+    Route("POST", "/complaints", "public_api", "public"),
+    Route("GET", "/track/{code}", "public_api", "public"),
+    Route("POST", "/survey", "public_api", "public"),
+    Route("GET", "/pages/{page}", "public_api", "public"),
+    Route("GET", "/inbox", "staff_api", "staff"),
+    Route("POST", "/staff/complaints", "staff_api", "staff"),
+    Route("GET", "/complaints/{complaint_id}", "staff_api", "staff"),
+    Route("POST", "/complaints/{complaint_id}/status", "staff_api", "staff"),
+    Route("POST", "/complaints/{complaint_id}/assign", "staff_api", "staff"),
+    Route("POST", "/complaints/{complaint_id}/classification", "staff_api", "staff"),
+    Route("POST", "/complaints/{complaint_id}/replies", "staff_api", "staff"),
+    Route("POST", "/complaints/{complaint_id}/resolve", "staff_api", "staff"),
+    Route("POST", "/complaints/{complaint_id}/close", "staff_api", "staff"),
+    Route("POST", "/complaints/{complaint_id}/reopen", "staff_api", "staff"),
+    Route("GET", "/reports/complaints", "staff_api", "staff"),
     Route("GET", "/outbox", "staff_api", "staff"),
     Route("GET", "/messages", "staff_api", "staff"),
     Route("GET", "/messages/{message_id}", "staff_api", "staff"),
+    Route("POST", "/webhooks/inbound", "provider_webhook", "public"),
+    Route("POST", "/webhooks/reports", "provider_webhook", "public"),
 )
 
 

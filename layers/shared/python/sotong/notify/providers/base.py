@@ -51,6 +51,7 @@ class DeliveryReport:
     reason: str | None = None
     channel: MessageChannel | None = None
     recipient_phone: str | None = None
+    recipient_email: str | None = None
 
 
 class Provider(Protocol):

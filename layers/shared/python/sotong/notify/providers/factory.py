@@ -11,6 +11,7 @@ from sotong.notify.providers.base import Provider
 from sotong.notify.providers.sandbox import SandboxProvider
 
 SOLAPI_URL_ENV = "SOTONG_SOLAPI_URL"
+SES_CONFIGURATION_SET_ENV = "SOTONG_SES_CONFIGURATION_SET"
 
 
 class Providers:
@@ -44,7 +45,7 @@ def _sandbox() -> Provider:
 def _email(from_address: str) -> Provider:
     from sotong.notify.providers.ses import SesEmailProvider
 
-    return SesEmailProvider(from_address)
+    return SesEmailProvider(from_address, os.environ.get(SES_CONFIGURATION_SET_ENV) or None)
 
 
 def _solapi(hospital: HospitalConfig) -> Provider:

@@ -251,6 +251,14 @@ def parse_ses_events(event: Any) -> list[DeliveryReport]:
                 status=status,
                 reason=reason,
                 channel="email",
+                recipient_email=_first_destination(mail),
             )
         )
     return reports
+
+
+def _first_destination(mail: Mapping[str, Any]) -> str | None:
+    destination = mail.get("destination")
+    if isinstance(destination, list) and destination and isinstance(destination[0], str):
+        return destination[0]
+    return None
