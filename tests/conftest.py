@@ -12,6 +12,7 @@ os.environ.update(
         "AWS_REGION": "ap-northeast-2",
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
         "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "POWERTOOLS_METRICS_NAMESPACE": "SotongTest",
         "POWERTOOLS_DEV": "false",
         "SOTONG_HOSPITAL_CONFIG": os.path.join(os.path.dirname(__file__), "..", "hospitals", "demo.yaml"),

@@ -4,9 +4,9 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
-from sotong.resources import TABLES, Table
 
 from infra.naming import pascal
+from sotong.resources import TABLES, Table
 
 
 def _key(name: str) -> dynamodb.Attribute:

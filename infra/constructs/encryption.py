@@ -45,4 +45,3 @@ class EncryptionKey(Construct):
                 },
             )
         )
-

@@ -13,13 +13,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from sotong.config.schema import HospitalConfig
-from sotong.resources import FUNCTIONS, Function, queue, table
 
 from infra.constructs.data import Tables
 from infra.constructs.queues import Queues
 from infra.nag import acknowledge
 from infra.naming import pascal, physical
+from sotong.config.schema import HospitalConfig
+from sotong.resources import FUNCTIONS, Function, queue, table
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -150,9 +150,21 @@ class Functions(Construct):
                     report_batch_item_failures=True,
                 )
             )
+        self._depend_on_policy_only(function, role)
         self.roles[spec.name] = role
         self._acknowledge(spec, function, role)
         return function
+
+    @staticmethod
+    def _depend_on_policy_only(function: lambda_.Function, role: iam.Role) -> None:
+        # CDK makes the function depend on its role and the role's policy. The role dependency
+        # is implied by the GetAtt of its ARN already (cfn-lint W3005); the policy one is needed
+        # so that the permissions exist before the function and its event sources do.
+        policy = role.node.find_child("DefaultPolicy").node.default_child
+        function_resource = function.node.default_child
+        assert isinstance(policy, iam.CfnPolicy)
+        assert isinstance(function_resource, lambda_.CfnFunction)
+        function_resource.add_override("DependsOn", [Stack.of(function).get_logical_id(policy)])
 
     def _grant_data(self, spec: Function, role: iam.IRole) -> dict[str, str]:
         """Grant exactly the tables and queues `spec` lists; return their environment variables."""
@@ -239,8 +251,8 @@ class Functions(Construct):
                     "resource to reach, and a NAT per hospital adds cost without narrowing access"
                 ),
                 "HIPAA.Security-LambdaConcurrency": (
-                    "Load is bounded upstream (API Gateway stage throttling, SQS batch size, one "
-                    "schedule); reserving concurrency per function fails deploys in accounts with "
+                    "Load is bounded upstream (API Gateway stage throttling, SQS batch size, fixed "
+                    "schedules); reserving concurrency per function fails deploys in accounts with "
                     "the default low concurrency quota"
                 ),
             },

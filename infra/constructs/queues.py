@@ -4,9 +4,9 @@ from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from sotong.resources import QUEUES, Queue
 
 from infra.naming import pascal, physical
+from sotong.resources import QUEUES, Queue
 
 
 def encrypted_queue(

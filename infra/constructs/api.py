@@ -1,0 +1,191 @@
+"""The REST API from `sotong.resources.ROUTES`: Cognito for staff routes, none for public ones."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.nag import acknowledge
+from infra.naming import physical
+from sotong import resources
+from sotong.resources import ROUTES, Route
+
+STAGE = "v1"
+LOG_RETENTION = logs.RetentionDays.TWO_YEARS  # PIPA: access logs of sensitive data, 2 years
+DEFAULT_RATE, DEFAULT_BURST = 50, 100
+PUBLIC_METHOD = apigw.MethodDeploymentOptions(
+    throttling_rate_limit=10,
+    throttling_burst_limit=20,
+    logging_level=apigw.MethodLoggingLevel.ERROR,
+    metrics_enabled=True,
+    data_trace_enabled=False,
+)
+_PATH_PARAMETER = re.compile(r"\{([A-Za-z0-9_]+)\}")
+
+F = apigw.AccessLogField
+ACCESS_LOG_FORMAT = {
+    "requestId": F.context_request_id(),
+    "extendedRequestId": F.context_extended_request_id(),
+    "requestTime": F.context_request_time(),
+    "ip": F.context_identity_source_ip(),
+    "userAgent": F.context_identity_user_agent(),
+    "httpMethod": F.context_http_method(),
+    "resourcePath": F.context_resource_path(),
+    "path": F.context_path(),
+    "protocol": F.context_protocol(),
+    "status": F.context_status(),
+    "responseLength": F.context_response_length(),
+    "responseLatency": F.context_response_latency(),
+    "integrationLatency": F.context_integration_latency(),
+    "staffUser": F.context_authorizer_claims("sub"),
+    "wafStatus": F.context_waf_response_code(),
+    "error": F.context_error_message(),
+}
+
+
+def stage_path(route: Route) -> str:
+    """The key API Gateway uses for per-method stage settings: `/outbox/GET`."""
+    return f"{route.path}/{route.method}"
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        hospital_id: str,
+        key: kms.IKey,
+        functions: dict[str, lambda_.Function],
+        user_pool: cognito.IUserPool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=LOG_RETENTION,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=physical(hospital_id, "api"),
+            description=f"Sotong API of {hospital_id}",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            fail_on_warnings=True,
+            # API Gateway logs to CloudWatch through one role per account and region; every
+            # hospital stack sets it, and a deleted stack must not take it from the others.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # full request logs would copy patient data
+                metrics_enabled=True,
+                tracing_enabled=True,
+                throttling_rate_limit=DEFAULT_RATE,
+                throttling_burst_limit=DEFAULT_BURST,
+                method_options={
+                    stage_path(route): PUBLIC_METHOD for route in ROUTES if route.auth == "public"
+                },
+            ),
+        )
+        self._execution_logs(key)
+        self.validator = self.rest_api.add_request_validator(
+            "ValidateAll",
+            request_validator_name="body-and-parameters",
+            validate_request_body=True,
+            validate_request_parameters=True,
+        )
+        self.authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self, "StaffAuthorizer", cognito_user_pools=[user_pool]
+        )
+        self.methods: dict[tuple[str, str], apigw.Method] = {}
+        for route in ROUTES:
+            self.methods[route.method, route.path] = self._method(route, functions[route.function])
+        self._acknowledge()
+
+    def _execution_logs(self, key: kms.IKey) -> None:
+        """Create the stage's execution log group so that it is encrypted and expires too."""
+        stage = self.rest_api.deployment_stage
+        execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{STAGE}",
+            retention=LOG_RETENTION,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        stage.node.add_dependency(execution_logs)
+
+    def _resource(self, path: str) -> apigw.IResource:
+        resource = self.rest_api.root
+        for segment in path.strip("/").split("/"):
+            resource = resource.get_resource(segment) or resource.add_resource(segment)
+        return resource
+
+    def _method(self, route: Route, function: lambda_.IFunction) -> apigw.Method:
+        staff = route.auth == "staff"
+        method = self._resource(route.path).add_method(
+            route.method,
+            apigw.LambdaIntegration(function, proxy=True, allow_test_invoke=False),
+            authorization_type=(
+                apigw.AuthorizationType.COGNITO if staff else apigw.AuthorizationType.NONE
+            ),
+            authorizer=self.authorizer if staff else None,
+            request_validator=self.validator,
+            request_parameters={
+                f"method.request.path.{name}": True for name in _PATH_PARAMETER.findall(route.path)
+            },
+        )
+        if not staff:
+            why = (
+                f"{route.method} {route.path} ({resources.function(route.function).description}) "
+                "is public in sotong.resources by design: its callers, patients, guardians or a "
+                "messaging provider whose callbacks the function verifies by signature, have no "
+                "staff account. It is throttled per method on the stage and sits behind the WAF"
+            )
+            acknowledge(method, {"AwsSolutions-APIG4": why, "AwsSolutions-COG4": why})
+        return method
+
+    def _acknowledge(self) -> None:
+        acknowledge(
+            self.rest_api.deployment_stage,
+            {
+                "HIPAA.Security-APIGWCacheEnabledAndEncrypted": (
+                    "Responses carry per-patient and per-staff data and must never be served "
+                    "from a cache to another caller, so stage caching stays off"
+                ),
+                "HIPAA.Security-APIGWSSLEnabled": (
+                    "A stage client certificate authenticates API Gateway to HTTP backends; every "
+                    "integration here is a Lambda proxy invoked over the AWS API with IAM"
+                ),
+            },
+        )
+        role = self.rest_api.node.try_find_child("CloudWatchRole")
+        assert role is not None
+        acknowledge(
+            role,
+            {
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]": (
+                    "The account-level API Gateway logging role needs exactly this AWS-managed "
+                    "policy (CloudWatch Logs writes only); AWS maintains it as the service evolves"
+                ),
+            },
+        )
+
+    @property
+    def stage_arn(self) -> str:
+        return self.rest_api.deployment_stage.stage_arn

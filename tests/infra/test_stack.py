@@ -1,0 +1,493 @@
+"""The demo hospital's template holds what sotong.resources defines, configured safely."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.app import cdk_json_context
+from infra.naming import pascal, physical
+from sotong.config.loader import load_hospital_file
+from sotong.resources import FUNCTIONS, QUEUES, ROUTES, TABLES, Function, Queue, Route, Table
+from tests.infra import cfn
+from tests.infra.conftest import HOSPITAL, Synth
+
+pytestmark = pytest.mark.infra
+
+TWO_YEARS_DAYS = 731
+DYNAMODB_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+
+
+def _id(item: Table | Queue | Function | Route) -> str:
+    return f"{item.method} {item.path}" if isinstance(item, Route) else item.name
+
+
+# -- encryption ---------------------------------------------------------------------------------
+
+
+def test_one_customer_managed_key_with_rotation_is_retained(template: Template) -> None:
+    template.resource_count_is("AWS::KMS::Key", 1)
+    template.has_resource(
+        "AWS::KMS::Key",
+        {
+            "Properties": Match.object_like({"EnableKeyRotation": True}),
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+        },
+    )
+
+
+def test_key_policy_lets_cloudwatch_logs_of_the_region_use_the_key(synth: Synth) -> None:
+    _, key = cfn.only(cfn.of_type(synth.template, "AWS::KMS::Key"), "key")
+    logs = [
+        statement
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement.get("Principal", {}).get("Service") == "logs.ap-northeast-2.amazonaws.com"
+    ]
+    assert len(logs) == 1
+    condition = logs[0]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert cfn.render(condition).endswith(":logs:ap-northeast-2:${AWS::AccountId}:log-group:*")
+
+
+def test_every_log_group_is_encrypted_and_kept_two_years(synth: Synth) -> None:
+    key = cfn.key_id(synth.template)
+    groups = cfn.of_type(synth.template, "AWS::Logs::LogGroup")
+    for logical_id, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == TWO_YEARS_DAYS, logical_id
+        assert group["Properties"]["KmsKeyId"] == cfn.arn(key), logical_id
+        assert group["DeletionPolicy"] == "Retain", logical_id
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", TABLES, ids=_id)
+def test_table_matches_its_definition(synth: Synth, spec: Table) -> None:
+    logical_id = cfn.table_id(synth.template, spec)
+    table = synth.template["Resources"][logical_id]
+    properties = table["Properties"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+
+    expected_keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
+    if spec.sort_key:
+        expected_keys.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
+    assert properties["KeySchema"] == expected_keys
+    assert {a["AttributeType"] for a in properties["AttributeDefinitions"]} == {"S"}
+    assert properties["TimeToLiveSpecification"] == {
+        "AttributeName": spec.ttl_attribute,
+        "Enabled": True,
+    }
+    indexes = {index["IndexName"]: index for index in properties.get("GlobalSecondaryIndexes", [])}
+    assert set(indexes) == {index.name for index in spec.indexes}
+    for index in spec.indexes:
+        assert indexes[index.name]["KeySchema"] == [
+            {"AttributeName": index.partition_key, "KeyType": "HASH"},
+            {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+        ]
+        assert indexes[index.name]["Projection"] == {"ProjectionType": "ALL"}
+
+    assert properties["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    (replica,) = properties["Replicas"]
+    assert replica["Region"] == "ap-northeast-2"
+    assert replica["DeletionProtectionEnabled"] is True
+    assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert replica["SSESpecification"] == {"KMSMasterKeyId": cfn.arn(cfn.key_id(synth.template))}
+
+
+# -- queues -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", QUEUES, ids=_id)
+def test_queue_has_its_dead_letter_queue(synth: Synth, spec: Queue) -> None:
+    queue_id, dlq_id = cfn.queue_ids(synth.template, spec, HOSPITAL)
+    queue = synth.template["Resources"][queue_id]["Properties"]
+    dlq = synth.template["Resources"][dlq_id]["Properties"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": cfn.arn(dlq_id),
+        "maxReceiveCount": spec.max_receive_count,
+    }
+    assert queue["VisibilityTimeout"] == spec.visibility_timeout_s
+    assert queue["MessageRetentionPeriod"] == spec.retention_days * 86400
+    assert dlq["MessageRetentionPeriod"] == spec.dlq_retention_days * 86400
+    assert "RedrivePolicy" not in dlq
+
+
+def test_every_queue_is_encrypted_with_the_key_and_refuses_plain_http(synth: Synth) -> None:
+    key = cfn.key_id(synth.template)
+    queues = cfn.of_type(synth.template, "AWS::SQS::Queue")
+    policies = cfn.of_type(synth.template, "AWS::SQS::QueuePolicy").values()
+    for logical_id, queue in queues.items():
+        assert queue["Properties"]["KmsMasterKeyId"] == cfn.arn(key), logical_id
+        denies = [
+            statement
+            for policy in policies
+            if cfn.ref(logical_id) in policy["Properties"]["Queues"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Deny"
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert denies, f"{logical_id} accepts requests without TLS"
+
+
+# -- functions ----------------------------------------------------------------------------------
+
+
+def _expected_environment(template: dict[str, Any], spec: Function) -> dict[str, Any]:
+    environment: dict[str, Any] = {
+        "SOTONG_HOSPITAL_ID": HOSPITAL,
+        "POWERTOOLS_SERVICE_NAME": spec.name,
+        "POWERTOOLS_METRICS_NAMESPACE": "Sotong",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    for table in TABLES:
+        if table.name in spec.tables:
+            environment[table.env] = cfn.ref(cfn.table_id(template, table))
+    for queue in QUEUES:
+        queue_id, dlq_id = cfn.queue_ids(template, queue, HOSPITAL)
+        if queue.name in spec.sends_to or (spec.trigger and spec.trigger.queue == queue.name):
+            environment[queue.env] = cfn.ref(queue_id)
+        if queue.name in spec.reads_dlqs_of:
+            environment[queue.dlq_env] = cfn.ref(dlq_id)
+    return environment
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=_id)
+def test_function_matches_its_definition(synth: Synth, spec: Function) -> None:
+    _, function = cfn.function(synth.template, spec, HOSPITAL)
+    properties = function["Properties"]
+    assert properties["Runtime"] == "python3.14"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["Handler"] == spec.handler
+    assert properties["MemorySize"] == spec.memory_mb
+    assert properties["Timeout"] == spec.timeout_s
+    assert properties["Environment"]["Variables"] == _expected_environment(synth.template, spec)
+
+    log_group = properties["LoggingConfig"]["LogGroup"]["Ref"]
+    assert synth.template["Resources"][log_group]["Properties"]["RetentionInDays"] == 731
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=_id)
+def test_function_has_the_three_layers(synth: Synth, spec: Function) -> None:
+    _, function = cfn.function(synth.template, spec, HOSPITAL)
+    shared, powertools, config = function["Properties"]["Layers"]
+    layers = cfn.of_type(synth.template, "AWS::Lambda::LayerVersion")
+    assert layers[shared["Ref"]]["Properties"]["Description"].startswith("sotong shared")
+    assert layers[config["Ref"]]["Properties"]["Description"].startswith("validated hospital")
+    version = cdk_json_context()["powertools_layer_version"]
+    assert cfn.render(powertools) == (
+        "arn:${AWS::Partition}:lambda:ap-northeast-2:017000801446:layer:"
+        f"AWSLambdaPowertoolsPythonV3-python314-arm64:{version}"
+    )
+
+
+def test_every_function_has_its_own_role_without_managed_policies(synth: Synth) -> None:
+    roles = [cfn.role_id(cfn.function(synth.template, spec, HOSPITAL)[1]) for spec in FUNCTIONS]
+    assert len(set(roles)) == len(FUNCTIONS)
+    for role in roles:
+        properties = synth.template["Resources"][role]["Properties"]
+        assert properties["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+            }
+        ]
+        assert "ManagedPolicyArns" not in properties
+
+
+def test_queue_triggers_report_partial_batch_failures(synth: Synth) -> None:
+    mappings = list(cfn.of_type(synth.template, "AWS::Lambda::EventSourceMapping").values())
+    triggered = [spec for spec in FUNCTIONS if spec.trigger]
+    assert len(mappings) == len(triggered)
+    for spec in triggered:
+        assert spec.trigger is not None
+        function_id, _ = cfn.function(synth.template, spec, HOSPITAL)
+        queue_id, _ = cfn.queue_ids(
+            synth.template, next(q for q in QUEUES if q.name == spec.trigger.queue), HOSPITAL
+        )
+        (mapping,) = [
+            m for m in mappings if m["Properties"]["FunctionName"] == cfn.ref(function_id)
+        ]
+        properties = mapping["Properties"]
+        assert properties["EventSourceArn"] == cfn.arn(queue_id)
+        assert properties["BatchSize"] == spec.trigger.batch_size
+        assert properties.get("MaximumBatchingWindowInSeconds", 0) == (
+            spec.trigger.max_batching_window_s
+        )
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_function_code_and_layer_assets_leave_out_caches(synth: Synth) -> None:
+    assets = [path for path in synth.outdir.glob("asset.*") if path.is_dir()]
+    files = [file.relative_to(asset) for asset in assets for file in asset.rglob("*")]
+    assert not [file for file in files if "__pycache__" in file.parts or file.suffix == ".pyc"]
+    names = {file.as_posix() for file in files}
+    assert "public_api.py" in names
+    assert "python/sotong/resources.py" in names
+    assert "hospital/config.json" in names
+
+
+def test_config_layer_holds_the_validated_config(synth: Synth) -> None:
+    path = synth.build_dir / "hospital-config" / HOSPITAL / "hospital" / "config.json"
+    assert json.loads(path.read_text(encoding="utf-8")) == synth.config.model_dump(mode="json")
+    assert load_hospital_file(path) == synth.config  # what the functions read at run time
+
+
+# -- least privilege ----------------------------------------------------------------------------
+
+
+def _statements(synth: Synth, spec: Function) -> list[dict[str, Any]]:
+    return cfn.statements(
+        synth.template, cfn.role_id(cfn.function(synth.template, spec, HOSPITAL)[1])
+    )
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=_id)
+def test_function_reaches_only_the_data_it_lists(synth: Synth, spec: Function) -> None:
+    statements = _statements(synth, spec)
+    table_ids = {table.name: cfn.table_id(synth.template, table) for table in TABLES}
+    for statement in statements:
+        if any(action.startswith("dynamodb:") for action in cfn.actions(statement)):
+            for resource in cfn.as_list(statement["Resource"]):
+                reached = cfn.render(resource).split("}")[0].removeprefix("${").split(".")[0]
+                name = next(name for name, logical_id in table_ids.items() if logical_id == reached)
+                assert name in spec.tables, f"{spec.name} reaches table {name}"
+                if spec.tables[name] == "read":
+                    assert not DYNAMODB_WRITES & set(cfn.actions(statement))
+
+    sent_to = {
+        cfn.render(resource)
+        for statement in statements
+        if "sqs:SendMessage" in cfn.actions(statement)
+        for resource in cfn.as_list(statement["Resource"])
+    }
+    expected = {
+        "${" + cfn.queue_ids(synth.template, queue, HOSPITAL)[0] + ".Arn}"
+        for queue in QUEUES
+        if queue.name in spec.sends_to
+    }
+    assert sent_to == expected
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=_id)
+def test_secrets_and_email_only_where_declared(synth: Synth, spec: Function) -> None:
+    statements = _statements(synth, spec)
+    secret_statements = [
+        s for s in statements if any(a.startswith("secretsmanager:") for a in cfn.actions(s))
+    ]
+    email_statements = [s for s in statements if any(a.startswith("ses:") for a in cfn.actions(s))]
+    if not spec.reads_secrets:
+        assert secret_statements == []
+    else:
+        (statement,) = secret_statements
+        assert cfn.actions(statement) == ["secretsmanager:GetSecretValue"]
+        expected = {
+            "arn:${AWS::Partition}:secretsmanager:ap-northeast-2:${AWS::AccountId}:secret:"
+            f"{ref.secret}-??????"
+            for ref in synth.config.secret_refs()
+        }
+        assert {cfn.render(r) for r in cfn.as_list(statement["Resource"])} == expected
+    if not spec.sends_email:
+        assert email_statements == []
+    else:
+        (statement,) = email_statements
+        assert cfn.actions(statement) == ["ses:SendEmail"]
+        sender = synth.config.sender.email_from
+        assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": sender}}
+
+
+def test_public_api_cannot_read_secrets(synth: Synth) -> None:
+    spec = next(spec for spec in FUNCTIONS if spec.name == "public_api")
+    assert not any(
+        action.startswith("secretsmanager:")
+        for statement in _statements(synth, spec)
+        for action in cfn.actions(statement)
+    )
+
+
+def test_no_policy_grants_everything(synth: Synth) -> None:
+    for logical_id, policy in cfn.of_type(synth.template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            for action in cfn.actions(statement):
+                assert action != "*", logical_id
+                assert not action.endswith(":*"), (logical_id, action)
+            for resource in cfn.as_list(statement["Resource"]):
+                assert resource != "*", (logical_id, statement)
+
+
+# -- schedules ----------------------------------------------------------------------------------
+
+
+def test_schedules_run_in_seoul_time_with_retries_and_a_dlq(synth: Synth) -> None:
+    schedules = list(cfn.of_type(synth.template, "AWS::Scheduler::Schedule").values())
+    scheduled = [spec for spec in FUNCTIONS if spec.schedule]
+    assert len(schedules) == len(scheduled)
+    for spec in scheduled:
+        assert spec.schedule is not None
+        function_id, _ = cfn.function(synth.template, spec, HOSPITAL)
+        (schedule,) = [
+            s for s in schedules if s["Properties"]["Target"]["Arn"] == cfn.arn(function_id)
+        ]
+        properties = schedule["Properties"]
+        assert properties["ScheduleExpression"] == spec.schedule.expression
+        assert properties["ScheduleExpressionTimezone"] == spec.schedule.timezone == "Asia/Seoul"
+        assert properties["Target"]["RetryPolicy"]["MaximumRetryAttempts"] > 0
+        assert "Arn" in properties["Target"]["DeadLetterConfig"]
+        assert properties["KmsKeyArn"] == cfn.arn(cfn.key_id(synth.template))
+
+
+# -- API ----------------------------------------------------------------------------------------
+
+
+def test_api_has_exactly_the_routes(synth: Synth) -> None:
+    methods = {key for key in cfn.methods(synth.template) if key[0] != "OPTIONS"}
+    assert methods == {(route.method, route.path) for route in ROUTES}
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=_id)
+def test_route_has_its_authorizer_validator_and_function(synth: Synth, route: Route) -> None:
+    properties = cfn.methods(synth.template)[route.method, route.path]["Properties"]
+    if route.auth == "staff":
+        assert properties["AuthorizationType"] == "COGNITO_USER_POOLS"
+        authorizer = synth.template["Resources"][properties["AuthorizerId"]["Ref"]]
+        assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    else:
+        assert properties["AuthorizationType"] == "NONE"
+        assert "AuthorizerId" not in properties
+    validator = synth.template["Resources"][properties["RequestValidatorId"]["Ref"]]
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+
+    spec = next(spec for spec in FUNCTIONS if spec.name == route.function)
+    function_id, _ = cfn.function(synth.template, spec, HOSPITAL)
+    assert properties["Integration"]["Type"] == "AWS_PROXY"
+    assert f"${{{function_id}.Arn}}" in cfn.render(properties["Integration"]["Uri"])
+    parameters = [part[1:-1] for part in route.path.split("/") if part.startswith("{")]
+    assert properties["RequestParameters"] == {
+        f"method.request.path.{name}": True for name in parameters
+    }
+
+
+def test_stage_v1_logs_access_as_json_and_throttles(synth: Synth) -> None:
+    _, stage = cfn.only(cfn.of_type(synth.template, "AWS::ApiGateway::Stage"), "stage")
+    properties = stage["Properties"]
+    assert properties["StageName"] == "v1"
+
+    access = properties["AccessLogSetting"]
+    log_group = synth.template["Resources"][access["DestinationArn"]["Fn::GetAtt"][0]]
+    assert log_group["Properties"]["RetentionInDays"] == TWO_YEARS_DAYS
+    assert "KmsKeyId" in log_group["Properties"]
+    fields = json.loads(access["Format"])
+    assert {"requestId", "ip", "status", "resourcePath", "staffUser"} <= set(fields)
+
+    settings = {(s["ResourcePath"], s["HttpMethod"]): s for s in properties["MethodSettings"]}
+    default = settings["/*", "*"]
+    assert default["LoggingLevel"] == "ERROR"
+    assert default["MetricsEnabled"] is True
+    assert default["DataTraceEnabled"] is False
+    assert (default["ThrottlingRateLimit"], default["ThrottlingBurstLimit"]) == (50, 100)
+    for route in ROUTES:
+        if route.auth == "public":
+            public = settings["/" + route.path.replace("/", "~1"), route.method]
+            assert public["ThrottlingRateLimit"] < default["ThrottlingRateLimit"]
+            assert public["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"]
+            assert public["LoggingLevel"] == "ERROR"
+            assert public["DataTraceEnabled"] is False
+
+
+def test_api_sits_behind_a_web_acl_with_a_rate_limit(synth: Synth) -> None:
+    acl_id, acl = cfn.only(cfn.of_type(synth.template, "AWS::WAFv2::WebACL"), "web ACL")
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    rules = acl["Properties"]["Rules"]
+    assert any("RateBasedStatement" in rule["Statement"] for rule in rules)
+    assert any("ManagedRuleGroupStatement" in rule["Statement"] for rule in rules)
+    stage_id, _ = cfn.only(cfn.of_type(synth.template, "AWS::ApiGateway::Stage"), "stage")
+    _, association = cfn.only(cfn.of_type(synth.template, "AWS::WAFv2::WebACLAssociation"), "")
+    assert association["Properties"]["WebACLArn"] == cfn.arn(acl_id)
+    assert cfn.ref(stage_id)["Ref"] in json.dumps(association["Properties"]["ResourceArn"])
+    _, logging = cfn.only(cfn.of_type(synth.template, "AWS::WAFv2::LoggingConfiguration"), "")
+    assert logging["Properties"]["ResourceArn"] == cfn.arn(acl_id)
+
+
+# -- staff sign-in ------------------------------------------------------------------------------
+
+
+def test_staff_user_pool_is_invitation_only_with_mfa(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Cognito::UserPool",
+        {
+            "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+            "MfaConfiguration": "ON",
+            "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
+            "UserPoolTier": "PLUS",
+            "Policies": {
+                "PasswordPolicy": Match.object_like(
+                    {
+                        "MinimumLength": 12,
+                        "RequireLowercase": True,
+                        "RequireUppercase": True,
+                        "RequireNumbers": True,
+                        "RequireSymbols": True,
+                    }
+                )
+            },
+            "Schema": Match.array_with(
+                [
+                    Match.object_like(
+                        {"Name": "department", "AttributeDataType": "String", "Mutable": True}
+                    )
+                ]
+            ),
+        },
+    )
+    for group in ("cs_admin", "department_staff"):
+        template.has_resource_properties("AWS::Cognito::UserPoolGroup", {"GroupName": group})
+    template.has_resource_properties("AWS::Cognito::UserPoolClient", {"GenerateSecret": False})
+
+
+# -- tags and outputs ---------------------------------------------------------------------------
+
+TAGGED = (
+    "AWS::KMS::Key",
+    "AWS::DynamoDB::GlobalTable",
+    "AWS::SQS::Queue",
+    "AWS::Lambda::Function",
+    "AWS::IAM::Role",
+    "AWS::Logs::LogGroup",
+    "AWS::ApiGateway::RestApi",
+    "AWS::ApiGateway::Stage",
+    "AWS::Cognito::UserPool",
+    "AWS::WAFv2::WebACL",
+)
+
+
+@pytest.mark.parametrize("kind", TAGGED)
+def test_resources_carry_the_hospital_and_app_tags(synth: Synth, kind: str) -> None:
+    resources = cfn.of_type(synth.template, kind)
+    assert resources, kind
+    for logical_id, resource in resources.items():
+        tags = cfn.tags(resource)
+        assert tags.get("sotong:hospital") == HOSPITAL, logical_id
+        assert tags.get("sotong:app") == "sotong", logical_id
+
+
+def test_outputs_name_what_operators_need(synth: Synth) -> None:
+    outputs = set(synth.template["Outputs"])
+    assert {"ApiUrl", "UserPoolId", "UserPoolClientId"} <= outputs
+    assert {f"{pascal(table.name)}TableName" for table in TABLES} <= outputs
+    assert {f"{pascal(queue.name)}QueueUrl" for queue in QUEUES} <= outputs
+    assert {f"{pascal(queue.name)}DlqUrl" for queue in QUEUES} <= outputs
+
+
+def test_queue_names_come_from_the_definitions(synth: Synth) -> None:
+    names = {
+        queue["Properties"]["QueueName"]
+        for queue in cfn.of_type(synth.template, "AWS::SQS::Queue").values()
+    }
+    for queue in QUEUES:
+        assert {physical(HOSPITAL, queue.name), physical(HOSPITAL, queue.dlq_name)} <= names
