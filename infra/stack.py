@@ -10,6 +10,7 @@ from constructs import Construct
 
 from infra.constructs.api import Api
 from infra.constructs.data import Tables
+from infra.constructs.email import EmailEvents
 from infra.constructs.encryption import EncryptionKey
 from infra.constructs.firewall import Firewall
 from infra.constructs.functions import Functions, write_config_layer
@@ -61,6 +62,7 @@ class SotongStack(Stack):
             queues=self.queues,
             powertools_layer_version=powertools_layer_version,
             config_layer_dir=write_config_layer(config, build_dir),
+            build_dir=build_dir,
         )
         self.schedules = Schedules(
             self,
@@ -78,6 +80,7 @@ class SotongStack(Stack):
             functions=self.functions.by_name,
             user_pool=self.staff.user_pool,
         )
+        EmailEvents(self, "EmailEvents", hospital_id=hospital_id, functions=self.functions.by_name)
         Firewall(self, "Firewall", hospital_id=hospital_id, key=key, stage_arn=self.api.stage_arn)
         self._outputs()
 

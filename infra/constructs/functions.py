@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,10 +16,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constructs.data import Tables
+from infra.constructs.email import configuration_set_name
 from infra.constructs.queues import Queues
 from infra.nag import acknowledge
 from infra.naming import pascal, physical
 from sotong.config.schema import HospitalConfig
+from sotong.notify.providers.factory import SES_CONFIGURATION_SET_ENV
 from sotong.resources import FUNCTIONS, Function, queue, table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +31,20 @@ ASSET_EXCLUDE = ["__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_
 LOG_RETENTION = logs.RetentionDays.TWO_YEARS  # PIPA: access logs of sensitive data, 2 years
 POWERTOOLS_ACCOUNT = "017000801446"
 METRICS_NAMESPACE = "Sotong"
+
+
+def build_shared_layer(build_dir: Path) -> Path:
+    """The shared layer's asset: the `sotong` package from layers/shared plus the pinned tzdata
+    wheel's package (zoneinfo needs a time-zone database the runtime image may lack)."""
+    import tzdata
+
+    target = build_dir / "shared-layer"
+    if target.exists():
+        shutil.rmtree(target)
+    ignore = shutil.ignore_patterns(*ASSET_EXCLUDE)
+    shutil.copytree(REPO / "layers" / "shared" / "python", target / "python", ignore=ignore)
+    shutil.copytree(Path(tzdata.__file__).parent, target / "python" / "tzdata", ignore=ignore)
+    return target
 
 
 def write_config_layer(config: HospitalConfig, build_dir: Path) -> Path:
@@ -52,6 +69,7 @@ class Functions(Construct):
         queues: Queues,
         powertools_layer_version: int,
         config_layer_dir: Path,
+        build_dir: Path,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -64,9 +82,7 @@ class Functions(Construct):
                 self,
                 "SharedLayer",
                 description="sotong shared package (layers/shared)",
-                code=lambda_.Code.from_asset(
-                    str(REPO / "layers" / "shared"), exclude=ASSET_EXCLUDE
-                ),
+                code=lambda_.Code.from_asset(str(build_shared_layer(build_dir))),
                 compatible_runtimes=[RUNTIME],
                 compatible_architectures=[ARCHITECTURE],
             ),
@@ -119,6 +135,7 @@ class Functions(Construct):
             self._grant_secrets(role)
         if spec.sends_email:
             self._grant_email(role)
+            environment[SES_CONFIGURATION_SET_ENV] = configuration_set_name(hospital_id)
 
         function = lambda_.Function(
             self,
@@ -220,6 +237,13 @@ class Functions(Construct):
             stack.format_arn(service="ses", resource="identity", resource_name=name)
             for name in (sender, domain)
         ]
+        identities.append(
+            stack.format_arn(
+                service="ses",
+                resource="configuration-set",
+                resource_name=configuration_set_name(self._config.hospital_id),
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="SendEmailFromHospitalAddress",

@@ -153,6 +153,8 @@ def _expected_environment(template: dict[str, Any], spec: Function) -> dict[str,
             environment[queue.env] = cfn.ref(queue_id)
         if queue.name in spec.reads_dlqs_of:
             environment[queue.dlq_env] = cfn.ref(dlq_id)
+    if spec.sends_email:
+        environment["SOTONG_SES_CONFIGURATION_SET"] = f"sotong-{HOSPITAL}-email"
     return environment
 
 
@@ -491,3 +493,32 @@ def test_queue_names_come_from_the_definitions(synth: Synth) -> None:
     }
     for queue in QUEUES:
         assert {physical(HOSPITAL, queue.name), physical(HOSPITAL, queue.dlq_name)} <= names
+
+
+def test_email_events_reach_their_function_through_a_rule_on_the_hospitals_set(
+    synth: Synth,
+) -> None:
+    template = synth.template
+    sets = cfn.of_type(template, "AWS::SES::ConfigurationSet")
+    assert [r["Properties"]["Name"] for r in sets.values()] == [f"sotong-{HOSPITAL}-email"]
+    (destination,) = cfn.of_type(template, "AWS::SES::ConfigurationSetEventDestination").values()
+    props = destination["Properties"]["EventDestination"]
+    assert sorted(props["MatchingEventTypes"]) == ["BOUNCE", "COMPLAINT", "DELIVERY", "REJECT"]
+    assert "EventBridgeDestination" in props
+    rules = [
+        r
+        for r in cfn.of_type(template, "AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"]["source"] == ["aws.ses"]
+    ]
+    (rule,) = rules
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail"]["mail"]["tags"]["ses:configuration-set"] == [
+        f"sotong-{HOSPITAL}-email"
+    ]
+
+
+def test_the_shared_layer_carries_the_package_and_the_time_zone_database(synth: Synth) -> None:
+    python = synth.build_dir / "shared-layer" / "python"
+    assert (python / "sotong" / "resources.py").is_file()
+    assert (python / "tzdata" / "zoneinfo" / "Asia" / "Seoul").is_file()
+    assert not list(python.rglob("__pycache__"))
