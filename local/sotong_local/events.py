@@ -7,7 +7,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,7 +104,7 @@ def proxy_event(
     }
 
 
-def _message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+def _message_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """SQS ReceiveMessage attribute values -> the camelCase shape of the Lambda SQS event."""
     out: dict[str, Any] = {}
     for name, value in attributes.items():
@@ -117,14 +117,14 @@ def _message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
             entry["stringValue"] = value["StringValue"]
         if "BinaryValue" in value:
             raw = value["BinaryValue"]
-            entry["binaryValue"] = base64.b64encode(raw).decode("ascii") if isinstance(
-                raw, bytes
-            ) else raw
+            entry["binaryValue"] = (
+                base64.b64encode(raw).decode("ascii") if isinstance(raw, bytes) else raw
+            )
         out[name] = entry
     return out
 
 
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
     """One Lambda SQS event record from one ReceiveMessage message."""
     system = message.get("Attributes", {})
     attributes = {
@@ -158,7 +158,7 @@ def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     return record
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
     return {"Records": [sqs_record(m, queue_arn) for m in messages]}
 
 

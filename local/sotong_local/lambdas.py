@@ -24,7 +24,6 @@ from typing import Any
 
 from sotong.clock import OFFSET_ENV
 from sotong.resources import Function
-
 from sotong_local.events import ACCOUNT, REGION
 
 log = logging.getLogger("sotong_local.lambdas")
@@ -35,8 +34,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 class LambdaContext:
     """What the Lambda runtime passes as `context` (the attributes Powertools reads)."""
 
-    def __init__(self, function: Function) -> None:
-        self.function_name = f"sotong-local-{function.name}"
+    def __init__(self, function: Function, name_prefix: str = "sotong-local") -> None:
+        self.function_name = f"{name_prefix}-{function.name.replace('_', '-')}"
         self.function_version = "$LATEST"
         self.invoked_function_arn = (
             f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
@@ -128,6 +127,7 @@ class Runtime:
     functions_dir: Path | None = None
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     enforce_timeouts: bool = True
+    name_prefix: str = "sotong-local"
     gate: ClockGate = field(default_factory=ClockGate)
 
     def __post_init__(self) -> None:
@@ -177,8 +177,15 @@ class Runtime:
     def invoke(
         self, name: str, event: dict[str, Any], *, clock_offset_seconds: float | None = None
     ) -> Invocation:
-        function = self.definitions[name]
-        context = LambdaContext(function)
+        function = self.definitions.get(name)
+        if function is None:
+            return Invocation(
+                name,
+                "-",
+                error=f"no function named {name} among {', '.join(self.definitions)}",
+                error_type="ResourceNotFoundException",
+            )
+        context = LambdaContext(function, self.name_prefix)
         result = Invocation(name, context.aws_request_id)
         handler = self.loaded.get(name)
         if handler is None:
@@ -186,9 +193,7 @@ class Runtime:
             result.error, result.error_type = missing.reason, "Runtime.ImportModuleError"
             return result
         gate = (
-            self.gate.shifted(clock_offset_seconds)
-            if clock_offset_seconds
-            else self.gate.shared()
+            self.gate.shifted(clock_offset_seconds) if clock_offset_seconds else self.gate.shared()
         )
         with self._locks[name], gate:
             started = time.perf_counter()

@@ -31,7 +31,9 @@ def split(path: str) -> list[str]:
     return [segment for segment in path.split("/") if segment]
 
 
-def _match_template(template: str, segments: list[str]) -> tuple[tuple[int, ...], dict[str, str]] | None:
+def _match_template(
+    template: str, segments: list[str]
+) -> tuple[tuple[int, ...], dict[str, str]] | None:
     """Specificity (one rank per segment: 2 literal, 1 param, 0 greedy) and the parameters."""
     parts = split(template)
     params: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""EventBridge Scheduler expressions, evaluated the way Scheduler does, and a thread that fires them.
+"""EventBridge Scheduler expressions, evaluated as Scheduler does, and a thread that fires them.
 
 Supported: `rate(N minute|minutes|hour|hours|day|days)` (singular for 1, plural otherwise, as AWS
 insists) and `cron(minutes hours day-of-month month day-of-week year)` with `*`, `?`, `,`, `-`, `/`,
@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 log = logging.getLogger("sotong_local.schedules")
@@ -21,8 +22,9 @@ log = logging.getLogger("sotong_local.schedules")
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+([a-z]+)\s*\)$")
 _CRON = re.compile(r"^cron\((.*)\)$")
 _UNITS = {"minute": 60, "hour": 3600, "day": 86400}
-_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
-_DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split(), 1)}
+_MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+_DAYS = {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), 1)}
 _SEARCH_YEARS = 8
 
 
@@ -37,7 +39,7 @@ class Rate:
     anchor: datetime
 
     def next_after(self, after: datetime) -> datetime:
-        """The first run strictly after `after`: anchor + k * every (Scheduler starts at creation)."""
+        """The first run strictly after `after`: anchor + k * every (rates start at creation)."""
         if after < self.anchor:
             return self.anchor + self.every
         elapsed = (after - self.anchor) // self.every
@@ -94,7 +96,9 @@ class Cron:
 Expression = Rate | Cron
 
 
-def parse(expression: str, timezone: str = "Asia/Seoul", *, anchor: datetime | None = None) -> Expression:
+def parse(
+    expression: str, timezone: str = "Asia/Seoul", *, anchor: datetime | None = None
+) -> Expression:
     """Parse a Scheduler expression; `anchor` (aware) is when a rate schedule was created."""
     text = expression.strip()
     zone = ZoneInfo(timezone)
@@ -161,7 +165,10 @@ def _parse_cron(text: str, body: str, zone: ZoneInfo) -> Cron:
         else:
             values.append(_parse_field(text, spec, part))
     minutes, hours, doms, months, dows, years = values
-    assert minutes is not None and hours is not None and months is not None and years is not None
+    assert minutes is not None
+    assert hours is not None
+    assert months is not None
+    assert years is not None
     return Cron(text, zone, minutes, hours, doms, months, dows, years)
 
 
@@ -217,7 +224,12 @@ class ScheduledJob:
     next_run: datetime
     last_run: datetime | None = None
     last_error: str | None = None
+    last_result: Any = None
     runs: int = 0
+
+
+# (job, scheduled time, clock offset in seconds) -> (error or None, the handler's answer)
+Runner = Callable[[ScheduledJob, datetime, float], tuple[str | None, Any]]
 
 
 class Scheduler:
@@ -226,7 +238,7 @@ class Scheduler:
     def __init__(
         self,
         jobs: list[ScheduledJob],
-        run: Callable[[ScheduledJob, datetime], str | None],
+        run: Runner,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.jobs = {job.function: job for job in jobs}
@@ -248,23 +260,38 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            due = min(self.jobs.values(), key=lambda j: j.next_run)
-            wait = (due.next_run - self._now()).total_seconds()
-            if wait > 0:
-                self._stop.wait(min(wait, 60.0))
-                continue
-            scheduled_for = due.next_run
-            due.next_run = due.expression.next_after(max(self._now(), scheduled_for))
-            self.fire(due, scheduled_for)
+            self._stop.wait(self.tick())
 
-    def fire(self, job: ScheduledJob, scheduled_for: datetime) -> str | None:
+    def tick(self) -> float:
+        """Run every job that is due; returns how long to sleep before the next one (max 60 s)."""
+        for job in sorted(self.jobs.values(), key=lambda j: j.next_run):
+            if self._stop.is_set():
+                break
+            if job.next_run <= self._now():
+                scheduled_for = job.next_run
+                try:
+                    job.next_run = job.expression.next_after(max(self._now(), scheduled_for))
+                except ScheduleError as error:  # no future run: fire this one, then drop it
+                    log.warning("%s", error)
+                    del self.jobs[job.function]
+                self.fire(job, scheduled_for)
+        if not self.jobs:
+            return 60.0
+        due = min(job.next_run for job in self.jobs.values())
+        return min(max((due - self._now()).total_seconds(), 0.0), 60.0)
+
+    def fire(
+        self, job: ScheduledJob, scheduled_for: datetime, clock_offset_seconds: float = 0.0
+    ) -> str | None:
         """Run a job now (the loop and run-now both come here); returns the error, if any."""
+        result: Any = None
         try:
-            error = self._run(job, scheduled_for)
+            error, result = self._run(job, scheduled_for, clock_offset_seconds)
         except Exception as exc:  # the runner reports handler errors; this is our own bug
             log.exception("schedule %s failed to run", job.function)
             error = f"{type(exc).__name__}: {exc}"
         job.last_run = scheduled_for
         job.last_error = error
+        job.last_result = result
         job.runs += 1
         return error

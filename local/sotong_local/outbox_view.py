@@ -1,0 +1,47 @@
+"""The sandbox outbox as a person reads it: one block per message, oldest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+def _when(value: Any, zone: ZoneInfo) -> str:
+    if not isinstance(value, str):
+        return str(value or "?")
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if at.tzinfo is None:
+        return value
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def render(entries: list[dict[str, Any]], timezone: str = "Asia/Seoul") -> str:
+    """`entries` as `outbox.recent()` returns them (newest first); printed oldest first."""
+    if not entries:
+        return "The outbox is empty: nothing has been sent yet.\n"
+    zone = ZoneInfo(timezone)
+    blocks = []
+    for entry in reversed(entries):
+        head = (
+            f"{_when(entry.get('sent_at'), zone)}  {entry.get('channel', '?')} → "
+            f"{entry.get('to', '?')}  [{entry.get('status', '?')}]"
+        )
+        extras = [
+            f"{name}: {entry[name]}"
+            for name in ("purpose", "template_id", "message_id")
+            if entry.get(name)
+        ]
+        lines = [head]
+        if extras:
+            lines.append("  " + "  ".join(extras))
+        if entry.get("subject"):
+            lines.append(f"  Subject: {entry['subject']}")
+        text = str(entry.get("text") or "")
+        lines += ["  │ " + line for line in text.splitlines()] or ["  │"]
+        blocks.append("\n".join(lines))
+    count = len(entries)
+    return "\n\n".join(blocks) + f"\n\n({count} message{'s' if count != 1 else ''})\n"
