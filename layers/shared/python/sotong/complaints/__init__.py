@@ -1,0 +1,1 @@
+"""Complaints: intake, lifecycle, classification (kind, category, urgency) and reports."""

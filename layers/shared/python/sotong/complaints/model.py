@@ -1,0 +1,145 @@
+"""Complaints: what arrives, the lifecycle it follows, and what staff may do to it."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sotong.config.schema import Email, Phone
+
+Kind = Literal["complaint", "suggestion", "compliment"]
+UrgencyLevel = Literal["critical", "high", "normal"]
+IntakeChannel = Literal["web", "app", "phone", "walk_in", "sms", "kakao"]
+Status = Literal["received", "acknowledged", "assigned", "in_progress", "resolved", "closed"]
+State = Literal["open", "resolved", "closed"]
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "received": ("acknowledged", "assigned", "in_progress", "resolved"),
+    "acknowledged": ("assigned", "in_progress", "resolved"),
+    "assigned": ("in_progress", "resolved"),
+    "in_progress": ("resolved",),
+    "resolved": ("closed", "in_progress"),
+    "closed": ("in_progress",),
+}
+OPEN_STATUSES = ("received", "acknowledged", "assigned", "in_progress")
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def state_of(status: str) -> State:
+    if status == "resolved":
+        return "resolved"
+    if status == "closed":
+        return "closed"
+    return "open"
+
+
+def new_tracking_code() -> str:
+    """8 characters without look-alikes (no 0/O, 1/I): 40 random bits, shown as `ABCD-2345`."""
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalize_code(code: str) -> str:
+    compact = code.strip().upper().replace("-", "").replace(" ", "")
+    compact = compact.replace("O", "0").replace("I", "1")
+    return f"{compact[:4]}-{compact[4:]}" if len(compact) == 8 else compact
+
+
+class PatientContact(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, max_length=50, examples=["홍길동"])
+    phone: Phone | None = Field(default=None, examples=["010-1234-5678"])
+    email: Email | None = Field(default=None, max_length=254, examples=["patient@example.com"])
+
+
+class ComplaintSubmission(BaseModel):
+    """What the web form and the mobile apps send to `POST /complaints`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Kind | None = Field(default=None, description="left out: the classifier decides")
+    text: str = Field(min_length=5, max_length=4000, examples=["대기시간이 너무 길었습니다."])
+    category_hint: str | None = Field(default=None, max_length=40, examples=["wait_time"])
+    contact: PatientContact = Field(default_factory=PatientContact)
+    consent_to_contact: bool = Field(description="may the hospital contact the patient about it")
+    department: str | None = Field(default=None, max_length=40, examples=["dental"])
+    visit_date: date | None = Field(default=None, examples=["2026-11-20"])
+    channel: Literal["web", "app"] = "web"
+
+    @model_validator(mode="after")
+    def _contact_when_consented(self) -> ComplaintSubmission:
+        if self.consent_to_contact and not (self.contact.phone or self.contact.email):
+            raise ValueError("contact: give a phone or an e-mail to be contacted")
+        return self
+
+
+class StaffEntry(ComplaintSubmission):
+    """A complaint staff type in from a phone call or at the desk."""
+
+    channel: Literal["phone", "walk_in"] = "phone"  # type: ignore[assignment]
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: Status
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    assignee: str | None = Field(default=None, max_length=100, examples=["kim.minji"])
+    department: str | None = Field(default=None, max_length=40, examples=["front_desk"])
+    note: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _something(self) -> Assignment:
+        if not (self.assignee or self.department):
+            raise ValueError("give an assignee, a department or both")
+        return self
+
+
+class Correction(BaseModel):
+    """Staff correcting the classifier: the guess stays on record beside the correction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind | None = None
+    category: str | None = Field(default=None, max_length=40)
+    urgency: UrgencyLevel | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    message: str = Field(min_length=1, max_length=1000)
+    notify_patient: bool = True
+
+
+class Resolution(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    outcome: str = Field(min_length=1, max_length=1000, description="what the patient is told")
+    note: str | None = Field(default=None, max_length=2000, description="internal note")
+    notify_patient: bool = True
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class SurveyAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str = Field(min_length=8, max_length=12, examples=["ABCD-2345"])
+    token: str = Field(min_length=10, max_length=64)
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=1000)

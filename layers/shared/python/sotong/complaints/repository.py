@@ -1,0 +1,276 @@
+"""Complaints in the records table.
+
+- `CMP#<id>` / `CMP`: the complaint, with its `history` (every transition: who, when, note).
+  gsi1 `INBOX#<department>#<state>` and gsi4 `INBOX#*#<state>` (sort: created_at) for inboxes;
+  gsi3 `TRACK#<code>` for patients checking progress; gsi2 `SLA#<hour>` (sparse) for the next
+  SLA check.
+- `SENDER#<recipient key>` / `OPEN`: the open complaint an SMS/KakaoTalk sender appends to.
+- `WATERMARK` / `sla_sweep`: up to when SLA checks have run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from sotong import clock, store
+
+ALL_DEPARTMENTS = "*"
+
+
+def pk(complaint_id: str) -> str:
+    return f"CMP#{complaint_id}"
+
+
+def inbox_key(department: str, state: str) -> str:
+    return f"INBOX#{department}#{state}"
+
+
+def sla_bucket(at: datetime) -> str:
+    return "SLA#" + at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def index_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """The index attributes a complaint carries in its current state."""
+    from sotong.complaints.model import state_of
+
+    state = state_of(item["status"])
+    sort = f"{item['created_at']}#{item['id']}"
+    fields: dict[str, Any] = {
+        "gsi1pk": inbox_key(item["department"], state),
+        "gsi1sk": sort,
+        "gsi4pk": inbox_key(ALL_DEPARTMENTS, state),
+        "gsi4sk": sort,
+        "gsi3pk": f"TRACK#{item['code']}",
+        "gsi3sk": "CMP",
+    }
+    next_check = item.get("sla_next_check")
+    if next_check:
+        fields["gsi2pk"] = sla_bucket(datetime.fromisoformat(next_check.replace("Z", "+00:00")))
+        fields["gsi2sk"] = f"{next_check}#{item['id']}"
+    return fields
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def create(item: dict[str, Any]) -> bool:
+    """Store a new complaint; False if one with that id exists (an idempotent retry)."""
+    full = {"pk": pk(item["id"]), "sk": "CMP", **item, **index_fields(item)}
+    try:
+        store.dynamodb().put_item(
+            TableName=store.table_name(),
+            Item=store.to_item(full),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return True
+    except ClientError as error:
+        if _conditional_failed(error):
+            return False
+        raise
+
+
+def get(complaint_id: str) -> dict[str, Any] | None:
+    item = (
+        store.dynamodb()
+        .get_item(
+            TableName=store.table_name(),
+            Key=store.key(pk(complaint_id), "CMP"),
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return strip(store.from_item(item)) if item else None
+
+
+def strip(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk") and not k.startswith("gsi")}
+
+
+def replace(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Write `after` only if the stored complaint still has `before`'s version."""
+    full = {"pk": pk(after["id"]), "sk": "CMP", **after, **index_fields(after)}
+    try:
+        store.dynamodb().put_item(
+            TableName=store.table_name(),
+            Item=store.to_item(full),
+            ConditionExpression="#v = :v",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues=store.values(v=before["version"]),
+        )
+        return True
+    except ClientError as error:
+        if _conditional_failed(error):
+            return False
+        raise
+
+
+def by_code(code: str) -> dict[str, Any] | None:
+    response = store.dynamodb().query(
+        TableName=store.table_name(),
+        IndexName="gsi3",
+        KeyConditionExpression="gsi3pk = :p",
+        ExpressionAttributeValues=store.values(p=f"TRACK#{code}"),
+        Limit=1,
+    )
+    items = response.get("Items", [])
+    return strip(store.from_item(items[0])) if items else None
+
+
+def _cursor_out(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def cursor_in(cursor: str) -> dict[str, Any]:
+    data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    if not isinstance(data, dict):
+        raise ValueError("not a cursor")
+    return data
+
+
+def inbox(
+    department: str,
+    state: str,
+    *,
+    limit: int,
+    since: str | None = None,
+    until: str | None = None,
+    status: str | None = None,
+    urgency: str | None = None,
+    cursor: dict[str, Any] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One Query: newest first, optional date range on the key, status/urgency as filters."""
+    index = "gsi4" if department == ALL_DEPARTMENTS else "gsi1"
+    condition = f"{index}pk = :p"
+    vals: dict[str, Any] = {"p": inbox_key(department, state)}
+    if since or until:
+        condition += f" AND {index}sk BETWEEN :lo AND :hi"
+        vals["lo"] = since or "0"
+        vals["hi"] = (until or "9999") + "~"
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "IndexName": index,
+        "KeyConditionExpression": condition,
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    filters = []
+    names: dict[str, str] = {}
+    if status:
+        filters.append("#status = :status")
+        names["#status"] = "status"
+        vals["status"] = status
+    if urgency:
+        filters.append("#urgency = :urgency")
+        names["#urgency"] = "urgency"
+        vals["urgency"] = urgency
+    if filters:
+        kwargs["FilterExpression"] = " AND ".join(filters)
+        kwargs["ExpressionAttributeNames"] = names
+    kwargs["ExpressionAttributeValues"] = store.values(**vals)
+    if cursor:
+        kwargs["ExclusiveStartKey"] = cursor
+    response = store.dynamodb().query(**kwargs)
+    items = [strip(store.from_item(i)) for i in response.get("Items", [])]
+    return items, _cursor_out(response.get("LastEvaluatedKey"))
+
+
+def due_sla(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Complaints whose next SLA check falls in (since, until]: one Query per hour bucket."""
+    from datetime import timedelta
+
+    found: list[dict[str, Any]] = []
+    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    low, high = clock.iso(since) + "#~", clock.iso(until) + "#~"
+    while hour <= until:
+        kwargs: dict[str, Any] = {
+            "TableName": store.table_name(),
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "gsi2pk = :b AND gsi2sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": store.values(b=sla_bucket(hour), lo=low, hi=high),
+        }
+        while True:
+            page = store.dynamodb().query(**kwargs)
+            found += [strip(store.from_item(i)) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        hour += timedelta(hours=1)
+    return found
+
+
+def watermark(name: str) -> datetime | None:
+    item = (
+        store.dynamodb()
+        .get_item(
+            TableName=store.table_name(), Key=store.key("WATERMARK", name), ConsistentRead=True
+        )
+        .get("Item")
+    )
+    if not item:
+        return None
+    return datetime.fromisoformat(store.from_item(item)["until"].replace("Z", "+00:00"))
+
+
+def set_watermark(name: str, until: datetime) -> None:
+    store.dynamodb().put_item(
+        TableName=store.table_name(),
+        Item=store.to_item({"pk": "WATERMARK", "sk": name, "until": clock.iso(until)}),
+    )
+
+
+def open_for_sender(sender_key: str) -> str | None:
+    item = (
+        store.dynamodb()
+        .get_item(TableName=store.table_name(), Key=store.key(f"SENDER#{sender_key}", "OPEN"))
+        .get("Item")
+    )
+    return str(store.from_item(item)["complaint_id"]) if item else None
+
+
+def remember_open(sender_key: str, complaint_id: str) -> None:
+    store.dynamodb().put_item(
+        TableName=store.table_name(),
+        Item=store.to_item(
+            {"pk": f"SENDER#{sender_key}", "sk": "OPEN", "complaint_id": complaint_id}
+        ),
+    )
+
+
+def forget_open(sender_key: str, complaint_id: str) -> None:
+    try:
+        store.dynamodb().delete_item(
+            TableName=store.table_name(),
+            Key=store.key(f"SENDER#{sender_key}", "OPEN"),
+            ConditionExpression="complaint_id = :c",
+            ExpressionAttributeValues=store.values(c=complaint_id),
+        )
+    except ClientError as error:
+        if not _conditional_failed(error):
+            raise
+
+
+def hit_rate_limit(name: str, window_s: int, limit: int) -> bool:
+    """Count one attempt in the current window; True when over the limit."""
+    now = int(clock.now().timestamp())
+    window = now - now % window_s
+    try:
+        store.dynamodb().update_item(
+            TableName=store.table_name(),
+            Key=store.key(f"LIMIT#{name}", str(window)),
+            UpdateExpression="ADD attempts :one SET expires_at = :exp",
+            ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
+            ExpressionAttributeValues=store.values(one=1, exp=window + window_s * 2, limit=limit),
+        )
+        return False
+    except ClientError as error:
+        if _conditional_failed(error):
+            return True
+        raise

@@ -1,0 +1,673 @@
+"""Complaint handling: intake from every channel, lifecycle, SLA escalation, patient messages."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sotong import clock
+from sotong.api import Staff
+from sotong.complaints import repository as repo
+from sotong.complaints.classify import Classifier
+from sotong.complaints.model import (
+    OPEN_STATUSES,
+    TRANSITIONS,
+    Assignment,
+    ComplaintSubmission,
+    Correction,
+    Reply,
+    Resolution,
+    SurveyAnswer,
+    new_tracking_code,
+    normalize_code,
+)
+from sotong.config.schema import HospitalConfig
+from sotong.errors import BadRequest, Conflict, Forbidden, NotFound
+from sotong.notify.model import MessageRequest, Recipient, recipient_key
+
+PUBLIC_URL_ENV = "SOTONG_PUBLIC_URL"
+LEVELS = ("department_head", "cs_admin")
+Enqueue = Callable[[list[MessageRequest]], int]
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def public_url(hospital: HospitalConfig) -> str:
+    return (os.environ.get(PUBLIC_URL_ENV) or hospital.public_url or "").rstrip("/")
+
+
+@dataclass
+class ComplaintDesk:
+    """Everything staff and patients do to complaints, for one hospital."""
+
+    hospital: HospitalConfig
+    classifier: Classifier
+    enqueue: Enqueue
+
+    # --- intake -------------------------------------------------------------------------------
+    def submit(
+        self,
+        submission: ComplaintSubmission,
+        *,
+        channel: str,
+        idempotency_key: str | None = None,
+        entered_by: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store, classify, route and acknowledge a complaint. Returns (receipt, created)."""
+        hospital = self.hospital
+        if channel not in hospital.channels:
+            raise BadRequest(
+                f"channel '{channel}' is not enabled at this hospital", field="channel"
+            )
+        categories = hospital.complaints.categories
+        if submission.category_hint and submission.category_hint not in categories:
+            raise BadRequest(
+                f"body.category_hint: unknown category '{submission.category_hint}'; "
+                f"known: {', '.join(categories)}",
+                field="body.category_hint",
+            )
+        if submission.department and hospital.department(submission.department) is None:
+            raise BadRequest(
+                f"body.department: unknown department '{submission.department}'; known: "
+                f"{', '.join(d.id for d in hospital.departments)}",
+                field="body.department",
+            )
+        fingerprint = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()[:16]
+        if idempotency_key:
+            digest = hashlib.sha256(f"{hospital.hospital_id}\x00{idempotency_key}".encode())
+            complaint_id = "c" + digest.hexdigest()[:24]
+            existing = repo.get(complaint_id)
+            if existing is not None:
+                return self._replayed(existing, fingerprint), False
+        else:
+            complaint_id = "c" + clock.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(5)
+
+        guess = self.classifier.classify(submission.text, submission.category_hint)
+        kind = submission.kind or guess.kind
+        department = submission.department or hospital.complaints.routing.get(
+            guess.category, hospital.complaints.default_department
+        )
+        now = clock.now()
+        stamp = clock.iso(now)
+        sla = hospital.sla[guess.urgency]  # type: ignore[index]
+        item: dict[str, Any] = {
+            "id": complaint_id,
+            "code": new_tracking_code(),
+            "version": 1,
+            "fingerprint": fingerprint,
+            "channel": channel,
+            "kind": kind,
+            "category": guess.category,
+            "urgency": guess.urgency,
+            "department": department,
+            "status": "received",
+            "text": submission.text,
+            "visit_date": submission.visit_date.isoformat() if submission.visit_date else None,
+            "contact": submission.contact.model_dump(exclude_none=True) or None,
+            "consent_to_contact": submission.consent_to_contact,
+            "entered_by": entered_by,
+            "classifier": {
+                "kind": guess.kind,
+                "category": guess.category,
+                "urgency": guess.urgency,
+                "matched": list(guess.matched),
+                "by": guess.classifier,
+            },
+            "routing": {
+                "department": department,
+                "by": "submitter" if submission.department else "rules",
+            },
+            "created_at": stamp,
+            "updated_at": stamp,
+            "ack_due": clock.iso(now + timedelta(hours=sla.acknowledge)),
+            "resolve_due": clock.iso(now + timedelta(hours=sla.resolve)),
+            "escalations": {},
+            "replies": [],
+            "history": [self._event("received", entered_by or channel, None, stamp)],
+        }
+        item["sla_next_check"] = self._next_check(item)
+        if not repo.create(item):  # a concurrent retry with the same key won the race
+            existing = repo.get(complaint_id)
+            assert existing is not None
+            return self._replayed(existing, fingerprint), False
+        if channel in ("sms", "kakao") and submission.contact.phone:
+            repo.remember_open(self._sender_key(submission.contact.phone), complaint_id)
+        self._messages_on_intake(item)
+        return self.receipt(item), True
+
+    def _replayed(self, existing: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+        if existing.get("fingerprint") != fingerprint:
+            raise Conflict(
+                "header.idempotency-key: this key was already used for a different complaint",
+                field="header.idempotency-key",
+            )
+        return self.receipt(existing)
+
+    def receipt(self, item: dict[str, Any]) -> dict[str, Any]:
+        base = public_url(self.hospital)
+        return {
+            "tracking_code": item["code"],
+            "status": item["status"],
+            "kind": item["kind"],
+            "acknowledge_by": _parse(item["ack_due"]).astimezone(self.hospital.zone).isoformat(),
+            "track_url": f"{base}/pages/track.html?code={item['code']}" if base else None,
+        }
+
+    def append_inbound(self, phone: str, text: str, channel: str) -> tuple[dict[str, Any], bool]:
+        """An SMS/KakaoTalk message: joins the sender's open complaint, or starts one."""
+        open_id = repo.open_for_sender(self._sender_key(phone))
+        current = repo.get(open_id) if open_id else None
+        if current is not None and current["status"] in OPEN_STATUSES:
+            stamp = clock.iso(clock.now())
+            updated = dict(current)
+            updated["text"] = (current["text"] + "\n---\n" + text)[:20_000]
+            self._record(updated, current["status"], "patient", "추가 메시지 수신", stamp)
+            if not repo.replace(current, updated):
+                raise Conflict("the complaint changed meanwhile; try again")
+            return self.receipt(updated), False
+        submission = ComplaintSubmission(
+            text=text if len(text) >= 5 else f"{text} (문자 접수)",
+            contact={"phone": phone},
+            consent_to_contact=True,
+        )
+        return self.submit(submission, channel=channel)
+
+    def _sender_key(self, phone: str) -> str:
+        return recipient_key(self.hospital.hospital_id, phone)
+
+    # --- staff: reading -------------------------------------------------------------------------
+    def get_for(self, staff: Staff, complaint_id: str) -> dict[str, Any]:
+        item = repo.get(complaint_id)
+        if item is None or not staff.sees_department(item["department"]):
+            raise NotFound(f"no complaint {complaint_id}", field="path.complaint_id")
+        return item
+
+    def inbox(
+        self,
+        staff: Staff,
+        *,
+        state: str,
+        department: str | None,
+        status: str | None,
+        urgency: str | None,
+        since: str | None,
+        until: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> dict[str, Any]:
+        if department is None:
+            department = repo.ALL_DEPARTMENTS if staff.role == "cs_admin" else staff.department
+        if department is None:
+            raise Forbidden("your account has no department; ask the CS admin to set one")
+        if department != repo.ALL_DEPARTMENTS:
+            if self.hospital.department(department) is None:
+                raise BadRequest(
+                    f"query.department: unknown department '{department}'", field="query.department"
+                )
+            if not staff.sees_department(department):
+                raise Forbidden(f"you may only see the inbox of department '{staff.department}'")
+        try:
+            start = repo.cursor_in(cursor) if cursor else None
+        except ValueError:
+            raise BadRequest(
+                "query.cursor: not a cursor from a previous page", field="query.cursor"
+            ) from None
+        items, next_cursor = repo.inbox(
+            department,
+            state,
+            limit=limit,
+            since=self._bound(since, end=False),
+            until=self._bound(until, end=True),
+            status=status,
+            urgency=urgency,
+            cursor=start,
+        )
+        return {"items": [self.summary(i) for i in items], "next_cursor": next_cursor}
+
+    def _bound(self, value: str | None, *, end: bool) -> str | None:
+        """A date (hospital's day) or a date-time from the query, as a stored timestamp."""
+        if value is None:
+            return None
+        try:
+            if len(value) == 10:
+                day = datetime.fromisoformat(value).replace(tzinfo=self.hospital.zone)
+                at = day + timedelta(days=1) - timedelta(microseconds=1) if end else day
+            else:
+                at = _parse(value)
+                if at.tzinfo is None:
+                    at = at.replace(tzinfo=self.hospital.zone)
+        except ValueError:
+            field = "query.to" if end else "query.from"
+            raise BadRequest(f"{field}: not a date or date-time", field=field) from None
+        return clock.iso(at)
+
+    @staticmethod
+    def summary(item: dict[str, Any]) -> dict[str, Any]:
+        keys = (
+            "id",
+            "code",
+            "kind",
+            "category",
+            "urgency",
+            "department",
+            "status",
+            "channel",
+            "created_at",
+            "ack_due",
+            "resolve_due",
+            "assignee",
+        )
+        summary = {k: item.get(k) for k in keys}
+        summary["excerpt"] = item["text"][:80]
+        return summary
+
+    # --- staff: changing ------------------------------------------------------------------------
+    def change_status(
+        self, staff: Staff, complaint_id: str, to: str, note: str | None
+    ) -> dict[str, Any]:
+        current = self.get_for(staff, complaint_id)
+        allowed = TRANSITIONS[current["status"]]
+        if to not in allowed:
+            raise Conflict(
+                f"cannot go from {current['status']} to {to}; allowed: {', '.join(allowed)}",
+                field="body.status",
+                allowed=list(allowed),
+            )
+        if to == "resolved":
+            raise Conflict(
+                "resolve with POST /complaints/{id}/resolve, giving the outcome",
+                field="body.status",
+                allowed=[s for s in allowed if s != "resolved"],
+            )
+        return self._move(staff, current, to, note)
+
+    def assign(self, staff: Staff, complaint_id: str, assignment: Assignment) -> dict[str, Any]:
+        current = self.get_for(staff, complaint_id)
+        if current["status"] not in OPEN_STATUSES:
+            raise Conflict(
+                f"a {current['status']} complaint cannot be assigned; reopen it first",
+                field="status",
+                allowed=list(TRANSITIONS[current["status"]]),
+            )
+        updated = dict(current)
+        if assignment.department:
+            if self.hospital.department(assignment.department) is None:
+                raise BadRequest(
+                    f"body.department: unknown department '{assignment.department}'",
+                    field="body.department",
+                )
+            updated["department"] = assignment.department
+            updated["routing"] = {
+                **current.get("routing", {}),
+                "department": assignment.department,
+                "corrected_by": staff.username,
+                "was": current["department"],
+            }
+        if assignment.assignee:
+            updated["assignee"] = assignment.assignee
+        status = (
+            "assigned" if current["status"] in ("received", "acknowledged") else current["status"]
+        )
+        note = (
+            assignment.note or f"담당: {assignment.assignee or '-'} / 부서: {updated['department']}"
+        )
+        return self._save(staff, current, updated, status, note)
+
+    def correct(self, staff: Staff, complaint_id: str, correction: Correction) -> dict[str, Any]:
+        current = self.get_for(staff, complaint_id)
+        if correction.category and correction.category not in self.hospital.complaints.categories:
+            raise BadRequest(
+                f"body.category: unknown category '{correction.category}'", field="body.category"
+            )
+        updated = dict(current)
+        changes = correction.model_dump(exclude_none=True, exclude={"note"})
+        updated.update(changes)
+        updated["correction"] = {**changes, "by": staff.username}
+        if "urgency" in changes:
+            sla = self.hospital.sla[changes["urgency"]]
+            created = _parse(current["created_at"])
+            updated["ack_due"] = clock.iso(created + timedelta(hours=sla.acknowledge))
+            updated["resolve_due"] = clock.iso(created + timedelta(hours=sla.resolve))
+        return self._save(
+            staff, current, updated, current["status"], correction.note or "분류 수정"
+        )
+
+    def reply(self, staff: Staff, complaint_id: str, reply: Reply) -> dict[str, Any]:
+        current = self.get_for(staff, complaint_id)
+        updated = dict(current)
+        stamp = clock.iso(clock.now())
+        updated["replies"] = [
+            *current.get("replies", []),
+            {"at": stamp, "by": staff.username, "message": reply.message},
+        ]
+        status = (
+            "in_progress"
+            if current["status"] in ("received", "acknowledged", "assigned")
+            else current["status"]
+        )
+        result = self._save(staff, current, updated, status, "환자에게 답변")
+        if reply.notify_patient:
+            n = len(updated["replies"])
+            self._to_patient(
+                updated, "complaint_progress", f"progress:{n}", {"message": reply.message}
+            )
+        return result
+
+    def resolve(self, staff: Staff, complaint_id: str, resolution: Resolution) -> dict[str, Any]:
+        current = self.get_for(staff, complaint_id)
+        if "resolved" not in TRANSITIONS[current["status"]]:
+            raise Conflict(
+                f"cannot resolve a {current['status']} complaint; allowed: "
+                f"{', '.join(TRANSITIONS[current['status']])}",
+                field="status",
+                allowed=list(TRANSITIONS[current["status"]]),
+            )
+        updated = dict(current)
+        updated["outcome"] = resolution.outcome
+        updated["resolved_at"] = clock.iso(clock.now())
+        result = self._save(staff, current, updated, "resolved", resolution.note or "처리 완료")
+        if resolution.notify_patient:
+            n = sum(1 for e in current["history"] if e["status"] == "resolved") + 1
+            self._to_patient(
+                updated,
+                "complaint_outcome",
+                f"outcome:{n}",
+                {"outcome": resolution.outcome, "callback": self.hospital.sender.callback_number},
+                email_template="complaint_outcome_email",
+            )
+        return result
+
+    def close(self, staff: Staff, complaint_id: str, note: str | None) -> dict[str, Any]:
+        current = self.get_for(staff, complaint_id)
+        if current["status"] != "resolved":
+            raise Conflict(
+                f"only a resolved complaint can be closed; this one is {current['status']}",
+                field="status",
+                allowed=list(TRANSITIONS[current["status"]]),
+            )
+        updated = dict(current)
+        updated["closed_at"] = clock.iso(clock.now())
+        updated["survey_token"] = secrets.token_urlsafe(16)
+        result = self._save(staff, current, updated, "closed", note)
+        if current.get("contact", {}).get("phone"):
+            repo.forget_open(self._sender_key(current["contact"]["phone"]), complaint_id)
+        base = public_url(self.hospital)
+        link = f"{base}/pages/survey.html?code={updated['code']}&t={updated['survey_token']}"
+        n = sum(1 for e in current["history"] if e["status"] == "closed") + 1
+        self._to_patient(updated, "complaint_survey", f"survey:{n}", {"survey_url": link})
+        return result
+
+    def reopen(self, staff: Staff, complaint_id: str, note: str | None) -> dict[str, Any]:
+        current = self.get_for(staff, complaint_id)
+        if current["status"] not in ("resolved", "closed"):
+            raise Conflict(
+                f"only a resolved or closed complaint can be reopened; this one is "
+                f"{current['status']}",
+                field="status",
+                allowed=list(TRANSITIONS[current["status"]]),
+            )
+        updated = dict(current)
+        updated["escalations"] = {
+            k: v for k, v in current.get("escalations", {}).items() if k.startswith("ack")
+        }
+        return self._save(staff, current, updated, "in_progress", note or "재개")
+
+    # --- patients ---------------------------------------------------------------------------------
+    def track(self, code: str, phone_last4: str) -> dict[str, Any]:
+        item = repo.by_code(normalize_code(code))
+        phone = (item or {}).get("contact", {}).get("phone") or ""
+        if item is None or not phone or not hmac.compare_digest(phone[-4:], phone_last4):
+            raise NotFound("no complaint with this code and phone number")
+        return {
+            "tracking_code": item["code"],
+            "kind": item["kind"],
+            "status": item["status"],
+            "received_at": item["created_at"],
+            "acknowledge_by": item["ack_due"],
+            "updated_at": item["updated_at"],
+            "replies": [{"at": r["at"], "message": r["message"]} for r in item.get("replies", [])],
+            "outcome": item.get("outcome"),
+        }
+
+    def answer_survey(self, answer: SurveyAnswer) -> None:
+        item = repo.by_code(normalize_code(answer.code))
+        token = (item or {}).get("survey_token") or ""
+        if item is None or not token or not hmac.compare_digest(token, answer.token):
+            raise NotFound("no survey for this link")
+        current = repo.get(item["id"])
+        assert current is not None
+        if current.get("survey"):
+            raise Conflict("this survey was already answered")
+        updated = dict(current)
+        updated["survey"] = {
+            "score": answer.score,
+            "comment": answer.comment,
+            "at": clock.iso(clock.now()),
+        }
+        self._record(
+            updated,
+            current["status"],
+            "patient",
+            f"만족도 {answer.score}/5",
+            clock.iso(clock.now()),
+        )
+        if not repo.replace(current, updated):
+            raise Conflict("the complaint changed meanwhile; try again")
+
+    # --- SLA ------------------------------------------------------------------------------------
+    def sweep_sla(self, now: datetime) -> int:
+        """Escalate every complaint whose SLA check is due: once per level (head, then admin)."""
+        since = repo.watermark("sla_sweep") or now - timedelta(days=14)
+        escalated = 0
+        for item in repo.due_sla(since, now):
+            escalated += self._escalate(item, now)
+        repo.set_watermark("sla_sweep", now)
+        return escalated
+
+    def _escalate(self, item: dict[str, Any], now: datetime) -> int:
+        for _ in range(3):  # re-read and retry when staff changed the complaint meanwhile
+            current = repo.get(item["id"])
+            if current is None:
+                return 0
+            clock_name, level = self._due_level(current, now)
+            if clock_name is None:
+                return 0
+            key = f"{clock_name}:{level}"
+            updated = dict(current)
+            updated["escalations"] = {**current.get("escalations", {}), key: clock.iso(now)}
+            who = LEVELS[level - 1]
+            note = f"SLA 초과({clock_name}) → {who}"
+            self._record(updated, current["status"], "system", note, clock.iso(now))
+            if repo.replace(current, updated):
+                self._alert_escalation(current, clock_name, level)
+                return 1
+        return 0
+
+    def _alert_escalation(self, item: dict[str, Any], clock_name: str, level: int) -> None:
+        department = self.hospital.department(item["department"])
+        if LEVELS[level - 1] == "department_head" and department:
+            contact = department.head
+        else:
+            contact = self.hospital.cs_admin
+        reason = "접수 확인 지연" if clock_name == "ack" else "처리 기한 초과"
+        self.enqueue(
+            [
+                MessageRequest(
+                    idempotency_key=f"complaint:{item['id']}:escalate:{clock_name}:{level}",
+                    recipient=Recipient(
+                        kind="staff", name=contact.name, phone=contact.phone, email=contact.email
+                    ),
+                    template_id="staff_alert",
+                    urgent=item["urgency"] == "critical",
+                    variables={
+                        "level": f"SLA {level}단계",
+                        "department": department.name if department else "-",
+                        "code": item["code"],
+                        "reason": reason,
+                    },
+                    refs={"complaint": item["id"]},
+                )
+            ]
+        )
+
+    def _due_level(self, item: dict[str, Any], now: datetime) -> tuple[str | None, int]:
+        for name, field in (("ack", "ack_due"), ("resolve", "resolve_due")):
+            if not self._clock_running(item, name):
+                continue
+            for level in (1, 2):
+                if f"{name}:{level}" in item.get("escalations", {}):
+                    continue
+                if self._deadline(item, field, level) <= now:
+                    return name, level
+                return None, 0
+        return None, 0
+
+    @staticmethod
+    def _clock_running(item: dict[str, Any], name: str) -> bool:
+        if name == "ack":
+            return item["status"] == "received" and not item.get("acknowledged_at")
+        return item["status"] in OPEN_STATUSES
+
+    def _deadline(self, item: dict[str, Any], field: str, level: int) -> datetime:
+        due = _parse(item[field])
+        if level == 1:
+            return due
+        created = _parse(item["created_at"])
+        return due + (due - created) / 2
+
+    def _next_check(self, item: dict[str, Any]) -> str | None:
+        for name, field in (("ack", "ack_due"), ("resolve", "resolve_due")):
+            if not self._clock_running(item, name):
+                continue
+            for level in (1, 2):
+                if f"{name}:{level}" not in item.get("escalations", {}):
+                    return clock.iso(self._deadline(item, field, level))
+        return None
+
+    # --- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _event(status: str, by: str, note: str | None, at: str) -> dict[str, Any]:
+        return {"status": status, "by": by, "note": note, "at": at}
+
+    def _record(
+        self, updated: dict[str, Any], status: str, by: str, note: str | None, stamp: str
+    ) -> None:
+        updated["status"] = status
+        updated["updated_at"] = stamp
+        updated["version"] = int(updated.get("version", 1)) + 1
+        updated["history"] = [*updated.get("history", []), self._event(status, by, note, stamp)]
+        updated["sla_next_check"] = self._next_check(updated)
+        if status == "acknowledged" and not updated.get("acknowledged_at"):
+            updated["acknowledged_at"] = stamp
+
+    def _save(
+        self,
+        staff: Staff,
+        current: dict[str, Any],
+        updated: dict[str, Any],
+        status: str,
+        note: str | None,
+    ) -> dict[str, Any]:
+        if current["status"] == "received":  # any staff action acknowledges it
+            updated.setdefault("acknowledged_at", clock.iso(clock.now()))
+        self._record(updated, status, staff.username, note, clock.iso(clock.now()))
+        if not repo.replace(current, updated):
+            raise Conflict("the complaint changed meanwhile; reload it and try again")
+        return updated
+
+    def _move(
+        self, staff: Staff, current: dict[str, Any], to: str, note: str | None
+    ) -> dict[str, Any]:
+        return self._save(staff, current, dict(current), to, note)
+
+    def _messages_on_intake(self, item: dict[str, Any]) -> None:
+        requests = []
+        if item["urgency"] == "critical":
+            department = self.hospital.department(item["department"])
+            on_call = self.hospital.on_call
+            requests.append(
+                MessageRequest(
+                    idempotency_key=f"complaint:{item['id']}:critical",
+                    recipient=Recipient(
+                        kind="staff", name=on_call.name, phone=on_call.phone, email=on_call.email
+                    ),
+                    template_id="staff_alert",
+                    urgent=True,
+                    variables={
+                        "level": "긴급",
+                        "department": department.name if department else "-",
+                        "code": item["code"],
+                        "reason": self.hospital.complaints.categories.get(
+                            item["category"], item["category"]
+                        ),
+                    },
+                    refs={"complaint": item["id"]},
+                )
+            )
+        ack = self._patient_request(
+            item,
+            "complaint_received",
+            "ack",
+            {
+                "code": item["code"],
+                "due": _parse(item["ack_due"])
+                .astimezone(self.hospital.zone)
+                .strftime("%m월 %d일 %H시"),
+                "track_url": self.receipt(item)["track_url"] or public_url(self.hospital) or "-",
+            },
+        )
+        if ack is not None:
+            requests.append(ack)
+        if requests:
+            self.enqueue(requests)
+
+    def _patient_request(
+        self,
+        item: dict[str, Any],
+        template: str,
+        key: str,
+        variables: dict[str, str],
+        email_template: str | None = None,
+    ) -> MessageRequest | None:
+        contact = item.get("contact") or {}
+        if not item.get("consent_to_contact") or not (contact.get("phone") or contact.get("email")):
+            return None
+        template_id = template if contact.get("phone") or email_template is None else email_template
+        spec = self.hospital.template(template_id)
+        if spec is None or (spec.channel != "email" and not contact.get("phone")):
+            return None
+        base = {"hospital": self.hospital.sender.display_name, "code": item["code"]}
+        wanted = set(spec.variables)
+        values = {k: v for k, v in {**base, **variables}.items() if k in wanted}
+        return MessageRequest(
+            idempotency_key=f"complaint:{item['id']}:{key}",
+            recipient=Recipient(
+                name=contact.get("name"),
+                phone=contact.get("phone"),
+                email=contact.get("email"),
+                contact_consent=True,
+            ),
+            template_id=template_id,
+            variables=values,
+            refs={"complaint": item["id"]},
+        )
+
+    def _to_patient(
+        self,
+        item: dict[str, Any],
+        template: str,
+        key: str,
+        variables: dict[str, str],
+        email_template: str | None = None,
+    ) -> None:
+        request = self._patient_request(item, template, key, variables, email_template)
+        if request is not None:
+            self.enqueue([request])
