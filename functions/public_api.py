@@ -1,18 +1,40 @@
-"""Public HTTP API: what patients and the outside world reach without a staff sign-in."""
+"""Public HTTP API: what patients reach without a staff sign-in (complaints, tracking, surveys)."""
 
-from typing import Any
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong import clock
 from sotong.api import create_resolver, resolve
+from sotong.complaints import repository
+from sotong.complaints.classify import classifier_for
+from sotong.complaints.model import ComplaintSubmission, SurveyAnswer
+from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
+from sotong.errors import BadRequest, NotFound, TooManyRequests
+from sotong.notify.enqueue import enqueue
 from sotong.observability import get_logger, get_metrics
 
 logger = get_logger("public_api")
 metrics = get_metrics("public_api")
-app = create_resolver("Sotong public API", "Health and patient-facing endpoints")
+app = create_resolver("Sotong public API", "Patient-facing endpoints: no sign-in")
 hospital = load_hospital()
+desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+PAGES = ("complaint.html", "track.html", "survey.html")
+
+
+def _source_ip() -> str:
+    identity = app.current_event.request_context.identity
+    return identity.source_ip or "unknown"
+
+
+def _limit(name: str, window_s: int, limit: int) -> None:
+    if repository.hit_rate_limit(name, window_s, limit):
+        raise TooManyRequests("too many attempts; wait a minute and try again")
 
 
 @app.get("/health", summary="Liveness of the API and the hospital it serves")
@@ -23,6 +45,58 @@ def health() -> dict[str, Any]:
         "hospital": hospital.name,
         "time": clock.now().astimezone(hospital.zone).isoformat(),
     }
+
+
+@app.post(
+    "/complaints",
+    summary="Submit a complaint, suggestion or compliment (web form, mobile apps)",
+    description="Send an `Idempotency-Key` header: a repeated submit returns the same receipt.",
+    responses={201: {"description": "Stored; the receipt carries the tracking code"}},
+)
+def submit_complaint(submission: ComplaintSubmission) -> Response[dict[str, Any]]:
+    key = app.current_event.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise BadRequest(
+            "header.idempotency-key: 1 to 200 characters", field="header.idempotency-key"
+        )
+    _limit(f"submit:{_source_ip()}", 60, 20)
+    receipt, created = desk.submit(submission, channel=submission.channel, idempotency_key=key)
+    if created:
+        metrics.add_metric(name="ComplaintReceived", unit="Count", value=1)
+    return Response(
+        status_code=201 if created else 200, content_type="application/json", body=receipt
+    )
+
+
+@app.get("/track/<code>", summary="Progress of a complaint: needs the last 4 digits of the phone")
+def track(
+    code: Annotated[str, Path(min_length=8, max_length=12, description="tracking code")],
+    phone_last4: Annotated[
+        str, Query(pattern=r"^\d{4}$", description="last 4 digits of the phone")
+    ],
+) -> dict[str, Any]:
+    _limit(f"track-ip:{_source_ip()}", 60, 30)
+    _limit(f"track-code:{code.upper().replace('-', '')}", 3600, 10)
+    return desk.track(code, phone_last4)
+
+
+@app.post("/survey", summary="Answer the satisfaction survey sent after a complaint closed")
+def answer_survey(answer: SurveyAnswer) -> dict[str, Any]:
+    _limit(f"survey:{_source_ip()}", 60, 20)
+    desk.answer_survey(answer)
+    return {"thanks": True}
+
+
+@cache
+def _page(name: str) -> str:
+    return resources.files("sotong.web").joinpath(name).read_text(encoding="utf-8")
+
+
+@app.get("/pages/<page>", summary="The patients' web pages (complaint form, tracking, survey)")
+def page(page: Annotated[str, Path(max_length=40)]) -> Response[str]:
+    if page not in PAGES:
+        raise NotFound(f"no page {page}", field="path.page")
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=_page(page))
 
 
 @logger.inject_lambda_context

@@ -1,14 +1,29 @@
-"""Staff HTTP API (behind the Cognito authorizer): message records and the sandbox outbox."""
+"""Staff HTTP API (behind the Cognito authorizer): complaints inbox and handling, message records,
+reports and the sandbox outbox. Department staff see their department only; cs_admin sees all."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong.api import create_resolver, current_staff, resolve
+from sotong.complaints import reports
+from sotong.complaints.classify import classifier_for
+from sotong.complaints.model import (
+    Assignment,
+    Correction,
+    Note,
+    Reply,
+    Resolution,
+    StaffEntry,
+    Transition,
+)
+from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import BadRequest, Forbidden, NotFound
 from sotong.notify import outbox, records
+from sotong.notify.enqueue import enqueue
 from sotong.observability import get_logger, get_metrics
 from sotong.phone import normalize_korean_phone
 
@@ -16,14 +31,102 @@ logger = get_logger("staff_api")
 metrics = get_metrics("staff_api")
 app = create_resolver("Sotong staff API", "For hospital staff; every call needs a staff sign-in")
 hospital = load_hospital()
+desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+ComplaintId = Annotated[str, Path(pattern=r"^c[0-9a-f]{10,30}$", description="complaint id")]
+DATE = r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$"
 
 
 def _require_admin() -> None:
+    if current_staff(app).role != "cs_admin":
+        raise Forbidden("only the customer-service admin (cs_admin) may do this")
+
+
+# --- complaints -----------------------------------------------------------------------------------
+@app.get("/inbox", summary="Complaints by state, department, status, urgency and date; paginated")
+def inbox(
+    state: Annotated[Literal["open", "resolved", "closed"], Query()] = "open",
+    department: Annotated[str | None, Query(max_length=40)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    urgency: Annotated[Literal["critical", "high", "normal"] | None, Query()] = None,
+    since: Annotated[str | None, Query(pattern=DATE, alias="from")] = None,
+    until: Annotated[str | None, Query(pattern=DATE, alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> dict[str, Any]:
+    return desk.inbox(
+        current_staff(app),
+        state=state,
+        department=department,
+        status=status,
+        urgency=urgency,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@app.post("/staff/complaints", summary="Enter a complaint taken by phone or at the desk")
+def enter_complaint(entry: StaffEntry) -> Response[dict[str, Any]]:
+    staff = current_staff(app)
+    receipt, _ = desk.submit(entry, channel=entry.channel, entered_by=staff.username)
+    return Response(status_code=201, content_type="application/json", body=receipt)
+
+
+@app.get("/complaints/<complaint_id>", summary="One complaint with its full history")
+def get_complaint(complaint_id: ComplaintId) -> dict[str, Any]:
+    return desk.get_for(current_staff(app), complaint_id)
+
+
+@app.post("/complaints/<complaint_id>/status", summary="Change the status, with a note")
+def change_status(complaint_id: ComplaintId, change: Transition) -> dict[str, Any]:
+    return desk.change_status(current_staff(app), complaint_id, change.status, change.note)
+
+
+@app.post("/complaints/<complaint_id>/assign", summary="Assign to a person and/or department")
+def assign(complaint_id: ComplaintId, assignment: Assignment) -> dict[str, Any]:
+    return desk.assign(current_staff(app), complaint_id, assignment)
+
+
+@app.post("/complaints/<complaint_id>/classification", summary="Correct kind/category/urgency")
+def correct(complaint_id: ComplaintId, correction: Correction) -> dict[str, Any]:
+    return desk.correct(current_staff(app), complaint_id, correction)
+
+
+@app.post("/complaints/<complaint_id>/replies", summary="Reply to the patient (progress update)")
+def reply(complaint_id: ComplaintId, message: Reply) -> dict[str, Any]:
+    return desk.reply(current_staff(app), complaint_id, message)
+
+
+@app.post("/complaints/<complaint_id>/resolve", summary="Resolve with the outcome for the patient")
+def resolve_complaint(complaint_id: ComplaintId, resolution: Resolution) -> dict[str, Any]:
+    return desk.resolve(current_staff(app), complaint_id, resolution)
+
+
+@app.post("/complaints/<complaint_id>/close", summary="Close; the patient gets the survey")
+def close(complaint_id: ComplaintId, note: Note) -> dict[str, Any]:
+    return desk.close(current_staff(app), complaint_id, note.note)
+
+
+@app.post("/complaints/<complaint_id>/reopen", summary="Reopen a resolved or closed complaint")
+def reopen(complaint_id: ComplaintId, note: Note) -> dict[str, Any]:
+    return desk.reopen(current_staff(app), complaint_id, note.note)
+
+
+@app.get("/reports/complaints", summary="Monthly (2026-11) or quarterly (2026-Q4) report")
+def complaint_report(
+    period: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")],
+    department: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
     staff = current_staff(app)
     if staff.role != "cs_admin":
-        raise Forbidden("only the customer-service admin (cs_admin) may read message records")
+        if department and department != staff.department:
+            raise Forbidden(f"you may only see reports of department '{staff.department}'")
+        department = staff.department
+    return reports.build(period, hospital.zone, department)
 
 
+# --- messages -------------------------------------------------------------------------------------
 @app.get("/outbox", summary="What the sandbox provider sent, newest first")
 def list_outbox(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
     _require_admin()
@@ -49,6 +152,10 @@ def list_messages(
     touchpoint: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
+    staff = current_staff(app)
+    if complaint:
+        desk.get_for(staff, complaint)  # department scoping: 404 outside the staff's department
+        return {"messages": records.for_ref("complaint", complaint, limit)}
     _require_admin()
     if recipient_phone:
         try:
@@ -60,9 +167,8 @@ def list_messages(
         return {"messages": records.for_recipient(hospital.hospital_id, phone, limit)}
     if recipient_email:
         return {"messages": records.for_recipient(hospital.hospital_id, recipient_email, limit)}
-    for kind, ref in (("complaint", complaint), ("touchpoint", touchpoint)):
-        if ref:
-            return {"messages": records.for_ref(kind, ref, limit)}
+    if touchpoint:
+        return {"messages": records.for_ref("touchpoint", touchpoint, limit)}
     raise BadRequest(
         "give one of recipient_phone, recipient_email, complaint or touchpoint", field="query"
     )

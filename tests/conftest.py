@@ -2,6 +2,8 @@
 
 import os
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -15,7 +17,9 @@ os.environ.update(
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "POWERTOOLS_METRICS_NAMESPACE": "SotongTest",
         "POWERTOOLS_DEV": "false",
-        "SOTONG_HOSPITAL_CONFIG": os.path.join(os.path.dirname(__file__), "..", "hospitals", "demo.yaml"),
+        "SOTONG_HOSPITAL_CONFIG": os.path.join(
+            os.path.dirname(__file__), "..", "hospitals", "demo.yaml"
+        ),
         "SOTONG_HOSPITAL_ID": "demo",
     }
 )

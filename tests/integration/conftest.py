@@ -17,7 +17,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Every table and queue from sotong.resources, created as the local stack creates them."""
     with mock_aws():
         store.dynamodb.cache_clear()
-        env = create_resources(None)  # type: ignore[arg-type]
+        env = create_resources(None)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield env

@@ -1,0 +1,77 @@
+"""Provider callbacks, signature-verified: delivery reports, inbound SMS/KakaoTalk and opt-outs."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sotong import secrets
+from sotong.api import create_resolver, resolve
+from sotong.complaints.classify import classifier_for
+from sotong.complaints.service import ComplaintDesk
+from sotong.config import load_hospital
+from sotong.errors import Unauthorized
+from sotong.notify import records
+from sotong.notify.enqueue import enqueue
+from sotong.notify.inbound import is_opt_out
+from sotong.notify.providers.solapi import (
+    parse_delivery_reports,
+    parse_inbound,
+    verify_webhook,
+)
+from sotong.observability import get_logger, get_metrics
+
+logger = get_logger("provider_webhook")
+metrics = get_metrics("provider_webhook")
+app = create_resolver("Sotong provider webhooks", "Signed callbacks from the message provider")
+hospital = load_hospital()
+desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+
+
+def _verified_body() -> bytes:
+    event = app.current_event
+    body = event.decoded_body.encode() if isinstance(event.decoded_body, str) else b""
+    ref = hospital.sender.webhook_secret
+    secret = secrets.resolve(ref) if ref else ""
+    if not verify_webhook(dict(event.headers or {}), body, secret):
+        metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
+        raise Unauthorized("the webhook signature is missing, wrong or too old")
+    return body
+
+
+@app.post("/webhooks/reports", summary="Delivery results from the provider")
+def delivery_reports() -> dict[str, Any]:
+    applied = 0
+    for report in parse_delivery_reports(_verified_body()):
+        if report.status == "opted_out" and report.recipient_phone:
+            records.record_opt_out(hospital.hospital_id, report.recipient_phone, "sms", "080")
+        if report.message_id and records.apply_report(
+            report.message_id,
+            "failed" if report.status == "opted_out" else report.status,
+            report.reason,
+            report.channel,
+        ):
+            applied += 1
+    metrics.add_metric(name="DeliveryReports", unit="Count", value=applied)
+    return {"applied": applied}
+
+
+@app.post("/webhooks/inbound", summary="Messages patients sent to the hospital's number")
+def inbound() -> dict[str, Any]:
+    opted_out = complaints = 0
+    for message in parse_inbound(_verified_body()):
+        if is_opt_out(message.text):
+            channel = "alimtalk" if message.channel == "kakao" else "sms"
+            records.record_opt_out(hospital.hospital_id, message.from_phone, channel, "inbound")
+            opted_out += 1
+            continue
+        if message.channel in hospital.channels:
+            desk.append_inbound(message.from_phone, message.text, message.channel)
+            complaints += 1
+    logger.info("inbound handled", opted_out=opted_out, complaints=complaints)
+    return {"opted_out": opted_out, "complaints": complaints}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

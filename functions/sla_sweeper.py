@@ -1,0 +1,26 @@
+"""Scheduled: escalates complaints past their SLA, once per level (head, then CS admin)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sotong import clock
+from sotong.complaints.classify import classifier_for
+from sotong.complaints.service import ComplaintDesk
+from sotong.config import load_hospital
+from sotong.notify.enqueue import enqueue
+from sotong.observability import get_logger, get_metrics
+
+logger = get_logger("sla_sweeper")
+metrics = get_metrics("sla_sweeper")
+hospital = load_hospital()
+desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    escalated = desk.sweep_sla(clock.now())
+    metrics.add_metric(name="ComplaintsEscalated", unit="Count", value=escalated)
+    logger.info("SLA sweep done", escalated=escalated)
+    return {"escalated": escalated}

@@ -1,0 +1,1 @@
+"""The patients' web pages, served by the public API under /pages/."""
