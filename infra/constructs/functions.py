@@ -36,7 +36,7 @@ METRICS_NAMESPACE = "Sotong"
 def build_shared_layer(build_dir: Path) -> Path:
     """The shared layer's asset: the `sotong` package from layers/shared plus the pinned tzdata
     wheel's package (zoneinfo needs a time-zone database the runtime image may lack)."""
-    import tzdata
+    import tzdata  # type: ignore[import-untyped]
 
     target = build_dir / "shared-layer"
     if target.exists():
