@@ -282,7 +282,7 @@ def test_nothing_personal_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         solapi.send(alimtalk())
     standard = set(logging.makeLogRecord({}).__dict__)  # timestamps may hold "010" by chance
     logged = " ".join(
-        f"{r.getMessage()} {({k: v for k, v in r.__dict__.items() if k not in standard})}"
+        f"{r.getMessage()} { ({k: v for k, v in r.__dict__.items() if k not in standard}) }"
         for r in caplog.records
     )
     assert caplog.records

@@ -42,7 +42,13 @@ def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver
             problem = item.get("msg") or item.get("type", "invalid")
             if item.get("type") == "json_invalid":
                 problem = "the body is not valid JSON"
-            fields.append({"field": _field(item.get("loc", ())), "problem": problem})
+            fields.append(
+                {
+                    "field": _field(item.get("loc", ())),
+                    "problem": problem,
+                    "type": item.get("type", "invalid"),
+                }
+            )
         first = fields[0] if fields else {"field": "body", "problem": "invalid"}
         return _error(
             422,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _DIGITS = re.compile(r"[\s\-().]")
-_KOREAN = re.compile(r"^0(1[016789]\d{7,8}|2\d{7,8}|[3-6][1-5]\d{7,8}|70\d{8}|80\d{7,8})$")
+_KOREAN = re.compile(r"^0(10\d{8}|1[16789]\d{7,8}|2\d{7,8}|[3-6][1-5]\d{7,8}|70\d{8}|80\d{7,8})$")
 # Nationwide representative numbers (대표번호) such as 1588-1234 have no leading 0.
 _REPRESENTATIVE = re.compile(r"^1[5-9]\d{6}$")
 

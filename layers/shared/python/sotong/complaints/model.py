@@ -6,7 +6,7 @@ import secrets
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sotong.config.schema import Email, Phone
 
@@ -70,11 +70,15 @@ class ComplaintSubmission(BaseModel):
     visit_date: date | None = Field(default=None, examples=["2026-11-20"])
     channel: Literal["web", "app"] = "web"
 
-    @model_validator(mode="after")
-    def _contact_when_consented(self) -> ComplaintSubmission:
-        if self.consent_to_contact and not (self.contact.phone or self.contact.email):
-            raise ValueError("contact: give a phone or an e-mail to be contacted")
-        return self
+    @field_validator("consent_to_contact")
+    @classmethod
+    def _contact_when_consented(cls, consent: bool, info: ValidationInfo) -> bool:
+        contact = info.data.get("contact")
+        if consent and contact is not None and not (contact.phone or contact.email):
+            raise ValueError(
+                "give a phone (contact.phone) or an e-mail (contact.email) to be contacted"
+            )
+        return consent
 
 
 class StaffEntry(ComplaintSubmission):

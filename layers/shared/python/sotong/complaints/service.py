@@ -151,6 +151,9 @@ class ComplaintDesk:
             )
         return self.receipt(existing)
 
+    def _local(self, stamp: str) -> str:
+        return _parse(stamp).astimezone(self.hospital.zone).isoformat()
+
     def receipt(self, item: dict[str, Any]) -> dict[str, Any]:
         base = public_url(self.hospital)
         return {
@@ -430,10 +433,13 @@ class ComplaintDesk:
             "tracking_code": item["code"],
             "kind": item["kind"],
             "status": item["status"],
-            "received_at": item["created_at"],
-            "acknowledge_by": item["ack_due"],
-            "updated_at": item["updated_at"],
-            "replies": [{"at": r["at"], "message": r["message"]} for r in item.get("replies", [])],
+            "received_at": self._local(item["created_at"]),
+            "acknowledge_by": self._local(item["ack_due"]),
+            "updated_at": self._local(item["updated_at"]),
+            "replies": [
+                {"at": self._local(r["at"]), "message": r["message"]}
+                for r in item.get("replies", [])
+            ],
             "outcome": item.get("outcome"),
         }
 
@@ -620,12 +626,13 @@ class ComplaintDesk:
                 "code": item["code"],
                 "due": _parse(item["ack_due"])
                 .astimezone(self.hospital.zone)
-                .strftime("%m월 %d일 %H시"),
+                .strftime("%m월 %d일 %H시 %M분"),
                 "track_url": self.receipt(item)["track_url"] or public_url(self.hospital) or "-",
             },
         )
         if ack is not None:
-            requests.append(ack)
+            # the answer to the patient's own action goes at once, even in quiet hours
+            requests.append(ack.model_copy(update={"urgent": True}))
         if requests:
             self.enqueue(requests)
 

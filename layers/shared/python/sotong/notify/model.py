@@ -58,7 +58,10 @@ class MessageRequest(BaseModel):
         default=None, description="preferred channel; must match the template's channel"
     )
     not_before: AwareDatetime | None = None
-    urgent: bool = Field(default=False, description="ignores service quiet hours (staff alerts)")
+    urgent: bool = Field(
+        default=False,
+        description="ignores service quiet hours (staff alerts, replies to the patient's action)",
+    )
     refs: dict[str, str] = Field(
         default_factory=dict, description="what the message is about, e.g. {complaint: id}"
     )
