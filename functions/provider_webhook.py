@@ -19,12 +19,14 @@ from sotong.notify.providers.solapi import (
     verify_webhook,
 )
 from sotong.observability import get_logger, get_metrics
+from sotong.recall.service import RecallDesk
 
 logger = get_logger("provider_webhook")
 metrics = get_metrics("provider_webhook")
 app = create_resolver("Sotong provider webhooks", "Signed callbacks from the message provider")
 hospital = load_hospital()
 desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+recall = RecallDesk(hospital, enqueue)
 
 
 def _verified_body() -> bytes:
@@ -57,18 +59,20 @@ def delivery_reports() -> dict[str, Any]:
 
 @app.post("/webhooks/inbound", summary="Messages patients sent to the hospital's number")
 def inbound() -> dict[str, Any]:
-    opted_out = complaints = 0
+    opted_out = complaints = replies = 0
     for message in parse_inbound(_verified_body()):
         if is_opt_out(message.text):
             channel = "alimtalk" if message.channel == "kakao" else "sms"
             records.record_opt_out(hospital.hospital_id, message.from_phone, channel, "inbound")
             opted_out += 1
             continue
-        if message.channel in hospital.channels:
+        if recall.inbound(message.from_phone, message.text) is not None:
+            replies += 1  # a reply to a recent recall joins that patient's conversation
+        elif message.channel in hospital.channels:
             desk.append_inbound(message.from_phone, message.text, message.channel)
             complaints += 1
-    logger.info("inbound handled", opted_out=opted_out, complaints=complaints)
-    return {"opted_out": opted_out, "complaints": complaints}
+    logger.info("inbound handled", opted_out=opted_out, complaints=complaints, replies=replies)
+    return {"opted_out": opted_out, "complaints": complaints, "replies": replies}
 
 
 @logger.inject_lambda_context

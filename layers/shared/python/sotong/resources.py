@@ -187,6 +187,22 @@ FUNCTIONS: tuple[Function, ...] = (
         schedule=Schedule("rate(5 minutes)", description="escalate overdue complaints"),
     ),
     Function(
+        name="recall_api",
+        handler="recall_api.handler",
+        description="Staff API for patients, treatments, touchpoints and conversations",
+        tables={MAIN.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+    ),
+    Function(
+        name="recall_dispatcher",
+        handler="recall_dispatcher.handler",
+        description="Enqueues due touchpoints; cancellation rules are checked at dispatch",
+        timeout_s=120,
+        tables={MAIN.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+        schedule=Schedule("rate(1 minute)", description="send the touchpoints that are due"),
+    ),
+    Function(
         name="notification_release",
         handler="notification_release.handler",
         description="Puts held messages (quiet hours, not-before) back on the queue when due",
@@ -217,6 +233,19 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/outbox", "staff_api", "staff"),
     Route("GET", "/messages", "staff_api", "staff"),
     Route("GET", "/messages/{message_id}", "staff_api", "staff"),
+    Route("POST", "/patients", "recall_api", "staff"),
+    Route("GET", "/patients/{patient_id}", "recall_api", "staff"),
+    Route("DELETE", "/patients/{patient_id}", "recall_api", "staff"),
+    Route("POST", "/patients/{patient_id}/treatments", "recall_api", "staff"),
+    Route("POST", "/patients/{patient_id}/treatments/{treatment_id}/date", "recall_api", "staff"),
+    Route("POST", "/patients/{patient_id}/appointments", "recall_api", "staff"),
+    Route("GET", "/patients/{patient_id}/touchpoints", "recall_api", "staff"),
+    Route(
+        "POST", "/patients/{patient_id}/touchpoints/{touchpoint_id}/cancel", "recall_api", "staff"
+    ),
+    Route("POST", "/patients/{patient_id}/pause", "recall_api", "staff"),
+    Route("GET", "/patients/{patient_id}/conversation", "recall_api", "staff"),
+    Route("POST", "/patients/{patient_id}/conversation", "recall_api", "staff"),
     Route("POST", "/webhooks/inbound", "provider_webhook", "public"),
     Route("POST", "/webhooks/reports", "provider_webhook", "public"),
 )

@@ -1,0 +1,1 @@
+"""Recall by treatment tag: patients, treatments, planned touchpoints and their dispatch."""

@@ -1,0 +1,72 @@
+"""What staff send to the recall API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from sotong.config.schema import Email, Phone
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Consents(_Body):
+    contact: bool = Field(default=True, description="care messages (aftercare, recall)")
+    marketing: bool = Field(default=False, description="advertising, incl. next-step suggestions")
+    night: bool = Field(default=False, description="advertising between 21:00 and 08:00")
+
+
+class PatientRegistration(_Body):
+    name: str = Field(min_length=1, max_length=50, examples=["홍길동"])
+    phone: Phone = Field(examples=["010-1234-5678"])
+    email: Email | None = None
+    chart_no: str | None = Field(default=None, max_length=40, description="EMR chart number")
+    consents: Consents = Field(default_factory=Consents)
+
+
+class TreatmentRecord(_Body):
+    tag: str = Field(min_length=1, max_length=40, examples=["implant_surgery"])
+    date: dt.date = Field(description="treatment date (a future date plans D-1 precautions too)")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class TreatmentDateChange(_Body):
+    date: dt.date
+
+
+class Appointment(_Body):
+    kind: Literal["booking", "visit"]
+    at: AwareDatetime = Field(examples=["2026-12-01T10:00:00+09:00"])
+    note: str | None = Field(default=None, max_length=500)
+
+
+class PauseChange(_Body):
+    paused: bool
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class StaffMessage(_Body):
+    message: str = Field(min_length=1, max_length=1000)
+
+
+def patient_id(hospital_id: str, chart_no: str | None, phone: str) -> str:
+    """The same chart number (or, without one, the same phone) is the same patient."""
+    basis = f"chart:{chart_no}" if chart_no else f"phone:{phone}"
+    return "p" + hashlib.sha256(f"{hospital_id}\x00{basis}".encode()).hexdigest()[:20]
+
+
+def treatment_id(patient: str, tag: str, day: date) -> str:
+    """Recording the same treatment twice (or importing a file again) creates nothing new."""
+    return (
+        "t" + hashlib.sha256(f"{patient}\x00{tag}\x00{day.isoformat()}".encode()).hexdigest()[:16]
+    )
+
+
+def minute(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M")
