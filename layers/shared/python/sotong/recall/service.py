@@ -7,6 +7,7 @@ checked at dispatch time, so a booking made after planning still cancels a recal
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -378,7 +379,7 @@ class RecallDesk:
         repo.put(
             {
                 "pk": repo.pk(pid),
-                "sk": f"CONV#{at}#{direction}",
+                "sk": f"CONV#{at}#{time.time_ns():020d}",  # same-instant messages keep order
                 "direction": direction,
                 "text": text,
                 "by": by,
