@@ -259,8 +259,8 @@ def test_a_reply_joins_the_conversation_beside_the_manual_and_1_converts(
 
     import boto3
 
-    from sotong_local.aws import placeholder_secrets
     from sotong.config import load_hospital
+    from sotong_local.aws import placeholder_secrets
 
     for name, value in placeholder_secrets(load_hospital()).items():
         boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))
