@@ -40,6 +40,8 @@ DEFAULT_WEIGHT = 1.0
 HINT_WEIGHT = 1.5  # the category the patient picked: beats one weak phrase, not two
 
 _SEVERITY = {"normal": 0, "high": 1, "critical": 2}
+_HANGUL_FIRST, _HANGUL_LAST, _FINALS = 0xAC00, 0xD7A3, 28
+_FINAL_SS, _FINAL_S = 20, 19  # the final consonants ㅆ and ㅅ
 _SENTENCE_END = ".!?。…"
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
@@ -63,6 +65,38 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+_TYPOS = {
+    code: code - 1
+    for code in range(_HANGUL_FIRST, _HANGUL_LAST + 1)
+    if (code - _HANGUL_FIRST) % _FINALS == _FINAL_SS
+}
+
+
+def _fold_typos(text: str) -> str:
+    """A final ㅆ read as ㅅ, both in the text and in phrases: '다쳣' is '다쳤', '셧' is '셨'.
+
+    The commonest slip in typed Korean; no word a rule depends on differs only by it. Keeps the
+    length, so offsets into the folded text are offsets into the normalised one.
+    """
+    return text.translate(_TYPOS)
+
+
+def _open_syllable(char: str) -> bool:
+    code = ord(char) - _HANGUL_FIRST
+    return 0 <= code <= _HANGUL_LAST - _HANGUL_FIRST and code % _FINALS == 0
+
+
+def _continues(compact: str, end: int, open_char: str) -> bool:
+    """'진' continues an open '지' (지 + ㄴ): a stem's last syllable takes an ending's final."""
+    if end > len(compact):
+        return False
+    code = ord(compact[end - 1]) - _HANGUL_FIRST
+    return (
+        0 <= code <= _HANGUL_LAST - _HANGUL_FIRST
+        and code - code % _FINALS == ord(open_char) - _HANGUL_FIRST
+    )
+
+
 @dataclass(frozen=True)
 class _Phrase:
     shown: str  # as written in the rule, for `matched`
@@ -70,6 +104,10 @@ class _Phrase:
     at_word_start: bool
     at_word_end: bool
     spaces: frozenset[int]  # where the phrase has a space, as offsets into `key`
+    # Ends in a syllable without a final consonant, which an ending may add: '넘어지' ->
+    # '넘어진', '넘어질', '넘어짐'. Used for critical rule phrases only (see `_Text.find`).
+    open_end: bool
+    stem_key: str  # `key` without an open last syllable: what a stem search looks for
 
 
 @dataclass(frozen=True)
@@ -104,14 +142,16 @@ def _compile_phrase(raw: str) -> _Phrase | None:
     at_start = text.startswith("^")
     at_end = text.endswith("$") and len(text) > 1
     words = normalise(text.removeprefix("^").removesuffix("$")).split()
-    key = "".join(words)
+    key = _fold_typos("".join(words))
     if not key:
         return None
     spaces, offset = set(), 0
     for word in words[:-1]:
         offset += len(word)
         spaces.add(offset)
-    return _Phrase(" ".join(words), key, at_start, at_end, frozenset(spaces))
+    open_end = len(key) >= 2 and not at_end and _open_syllable(key[-1])
+    stem_key = key[:-1] if open_end else key
+    return _Phrase(" ".join(words), key, at_start, at_end, frozenset(spaces), open_end, stem_key)
 
 
 def _compile(rules: Iterable[ClassifierRule], priority: int, weight: float) -> list[_Rule]:
@@ -133,7 +173,7 @@ class _Text:
     """The normalised text without spaces, remembering where words begin and end."""
 
     def __init__(self, text: str) -> None:
-        words = normalise(text).split(" ")
+        words = _fold_typos(normalise(text)).split(" ")
         chars: list[str] = []
         word_of: list[int] = []
         for index, word in enumerate(words):
@@ -159,18 +199,25 @@ class _Text:
             for i in range(n)
         ]
 
-    def find(self, phrase: _Phrase, lenient: bool = False) -> Iterable[tuple[int, int]]:
+    def find(
+        self, phrase: _Phrase, lenient: bool = False, stem: bool = False
+    ) -> Iterable[tuple[int, int]]:
+        """Where the phrase occurs. Lenient: a stray space inside a word is forgiven. Stem: a last
+        open syllable may take an ending's final consonant ('넘어지' finds '넘어진', '넘어질')."""
         key, compact = phrase.key, self.compact
-        start = compact.find(key)
+        open_end = stem and phrase.open_end
+        search = phrase.stem_key if open_end else key
+        start = compact.find(search)
         while start >= 0:
             end = start + len(key)
             if (
-                (not phrase.at_word_start or self.starts[start])
+                (not open_end or _continues(compact, end, key[-1]))
+                and (not phrase.at_word_start or self.starts[start])
                 and (not phrase.at_word_end or self.ends[end - 1])
                 and self._joins_words_fairly(phrase, start, end, lenient)
             ):
                 yield start, end
-            start = compact.find(key, start + 1)
+            start = compact.find(search, start + 1)
 
     def _joins_words_fairly(self, phrase: _Phrase, start: int, end: int, lenient: bool) -> bool:
         """'대기시간' may match '대기 시간', but '고발' must not match '좁고 발렛'.
@@ -191,22 +238,30 @@ class _Text:
                 return False
         return True
 
-    def after(self, end: int) -> tuple[str, str]:
-        """The rest of the word a match ends in, and the next word (empty after a sentence end)."""
+    def after(self, end: int, words: int = 1) -> tuple[str, ...]:
+        """The rest of the word a match ends in, then the next `words` words (empty after a
+        sentence end)."""
         word = self.word_of[end - 1]
-        rest = self.compact[end : self.word_starts[word] + len(self.words[word])]
-        following = self.words[word + 1] if word + 1 < len(self.words) else ""
-        for index, char in enumerate(rest):
-            if char in _SENTENCE_END:
-                return rest[:index], ""
-        for index, char in enumerate(following):
-            if char in _SENTENCE_END:
-                return rest, following[:index]
-        return rest, following
+        out = [self.compact[end : self.word_starts[word] + len(self.words[word])]]
+        out += [
+            self.words[w] if w < len(self.words) else "" for w in range(word + 1, word + 1 + words)
+        ]
+        for n, part in enumerate(out):
+            for index, char in enumerate(part):
+                if char in _SENTENCE_END:
+                    return (*out[:n], part[:index], *[""] * (len(out) - n - 1))
+        return tuple(out)
 
     def previous_word(self, start: int) -> str:
         word = self.word_of[start]
         return self.words[word - 1] if word > 0 else ""
+
+
+_ABSENCE = tuple(map(_fold_typos, ABSENCE_MARKERS))
+_NEGATION = tuple(map(_fold_typos, NEGATION_MARKERS))
+_VISIT = tuple(map(_fold_typos, VISIT_MARKERS))
+_HEDGES = ("거의", "전혀", "하나도", "별로", "크게", "다행히")  # between a harm and its absence
+_PARTICLES = ("", "이", "가", "은", "는", "을", "를", "도")
 
 
 def _negation(text: _Text, start: int, end: int, treated: bool = True) -> str | None:
@@ -215,16 +270,24 @@ def _negation(text: _Text, start: int, end: int, treated: bool = True) -> str | 
     'purpose' for a precaution ('넘어지지 않게'), 'absence' for '출혈은 없었어요' and 'visit' for
     the reason the patient came ('열이 나서 왔는데'), unless the text tells of a treatment.
     """
-    rest, following = text.after(end)
+    rest, following, then = text.after(end, words=2)
     tail = rest + following
-    if tail.startswith(ABSENCE_MARKERS):
-        return "absence"
-    if not treated and rest.endswith("서") and following.startswith(VISIT_MARKERS):
+    if tail.startswith(_ABSENCE) or (following in _HEDGES and (rest + then).startswith(_ABSENCE)):
+        return "absence"  # '출혈은 없었어요', '출혈도 거의 없었대요'
+    if not treated and (
+        (rest.endswith("서") and following.startswith(_VISIT))
+        or (not rest and following.endswith("서") and then.startswith(_VISIT))  # '숨이 차서 왔'
+    ):
         return "visit"
-    if any(marker in tail for marker in NEGATION_MARKERS):
+    if any(marker in tail for marker in _NEGATION):
         return "purpose"
     if text.previous_word(start) in ("안", "못") and rest.endswith(("게", "도록")):
         return "purpose"  # '안 넘어지게', '안 다치도록'
+    if rest in _PARTICLES and (
+        (following.endswith("지") and then.startswith(_NEGATION))
+        or (following in ("안", "못") and then.endswith(("게", "도록", "게끔")))
+    ):
+        return "purpose"  # a harm named as a noun: '욕창이 생기지 않게', '욕창 안 생기게'
     return None
 
 
@@ -233,6 +296,8 @@ def _first_match(
 ) -> _Match | None:
     """The first phrase of a `Together` group in the text that is not negated."""
     for phrase in group:
+        if phrase.key not in text.compact:
+            continue  # the quick test first: most phrases are not in the text at all
         for start, end in text.find(phrase, lenient=True):
             if _negation(text, start, end, treated) is None:
                 return _Match(start, end, rule, phrase, rule.category, rule.urgency, None)
@@ -274,15 +339,24 @@ class RuleClassifier:
         self._rules = [r for r in own + shipped if r.category is None or r.category in known]
         self._together = [_compile_together(t) for t in TOGETHER if t.category in known]
         self._after_treatment = [p for p in map(_compile_phrase, AFTER_TREATMENT) if p]
-
-    def _matches(self, text: _Text) -> list[_Match]:
-        found = [
-            _Match(start, end, rule, phrase, rule.category, rule.urgency, rule.kind)
+        # What to look for first, per phrase: a critical phrase is a stem (see `_Text.find`).
+        self._needles = [
+            (phrase.stem_key if rule.urgency == "critical" else phrase.key, rule, phrase)
             for rule in self._rules
             for phrase in rule.phrases
-            for start, end in text.find(phrase, lenient=rule.urgency == "critical")
         ]
-        treated = any(any(text.find(p)) for p in self._after_treatment)
+
+    def _matches(self, text: _Text) -> list[_Match]:
+        compact = text.compact
+        found = []
+        for needle, rule, phrase in self._needles:
+            if needle in compact:  # the quick test first: most phrases are not in the text at all
+                critical = rule.urgency == "critical"
+                found += [
+                    _Match(start, end, rule, phrase, rule.category, rule.urgency, rule.kind)
+                    for start, end in text.find(phrase, lenient=critical, stem=critical)
+                ]
+        treated = any(p.key in compact and any(text.find(p)) for p in self._after_treatment)
         by_start: defaultdict[int, list[_Match]] = defaultdict(list)
         for m in found:
             by_start[m.start].append(m)
@@ -307,9 +381,13 @@ class RuleClassifier:
             if category or urgency or kind:
                 live.append(_Match(m.start, m.end, m.rule, m.phrase, category, urgency, kind))
         for rule, groups in self._together:
-            found_all = [_first_match(text, rule, group, treated) for group in groups]
-            if all(found_all):
-                live += [m for m in found_all if m is not None]
+            found_all = []
+            for group in groups:
+                if (first := _first_match(text, rule, group, treated)) is None:
+                    break  # every group must be there: no need to look at the rest
+                found_all.append(first)
+            else:
+                live += found_all
         return live
 
     def classify(self, text: str, category_hint: str | None = None) -> Classification:
@@ -376,7 +454,26 @@ class RuleClassifier:
         return kind, [m for m in matches if m.kind == kind]
 
 
+class LazyClassifier:
+    """Builds the real classifier on first use: compiling the rules costs ~170 ms, which functions
+    that rarely classify (staff actions, SLA sweeps) should not pay on every cold start."""
+
+    def __init__(self, hospital: HospitalConfig) -> None:
+        self._hospital = hospital
+        self._built: Classifier | None = None
+
+    def classify(self, text: str, category_hint: str | None = None) -> Classification:
+        if self._built is None:
+            self._built = build_classifier(self._hospital)
+        return self._built.classify(text, category_hint)
+
+
 def classifier_for(hospital: HospitalConfig) -> Classifier:
+    """The classifier the functions use, built on first use."""
+    return LazyClassifier(hospital)
+
+
+def build_classifier(hospital: HospitalConfig) -> Classifier:
     """The rule classifier, or Bedrock (backed by the rules) when SOTONG_CLASSIFIER=bedrock."""
     rules = RuleClassifier(hospital)
     if os.environ.get(CLASSIFIER_ENV, "rules").strip().lower() == "bedrock":
