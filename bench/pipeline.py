@@ -48,9 +48,7 @@ def _describe(counts: Mapping[str, int], per: int) -> str:
     return ", ".join(f"{k} {v / per:g}" for k, v in sorted(counts.items()))
 
 
-def _setup(config_path: Path) -> Calls:
-    import boto3
-
+def _environment(config_path: Path) -> None:
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "bench",
@@ -64,6 +62,13 @@ def _setup(config_path: Path) -> Calls:
         }
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def _count_calls() -> Calls:
+    """Count every boto3 call from here on (moto's mock_aws replaces the default session, so
+    this runs inside it, before the functions create their clients)."""
+    import boto3
+
     calls = Calls()
     boto3.setup_default_session()
     assert boto3.DEFAULT_SESSION is not None
@@ -237,7 +242,7 @@ def pipeline(options: Options) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
-        calls = _setup(path)
+        _environment(path)
         from sotong import store
         from sotong.notify import enqueue as enqueue_module
 
@@ -247,6 +252,7 @@ def pipeline(options: Options) -> list[Row]:
             from sotong_local.aws import create_resources
 
             os.environ.update(create_resources(None))
+            calls = _count_calls()
             rows = _complaint_rows(calls, options)
             rows += _consumer_rows(calls, options)
             store.dynamodb.cache_clear()

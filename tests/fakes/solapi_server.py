@@ -154,6 +154,7 @@ class FakeSolapi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as real servers do: no delayed-ACK stall per reply
 
             def do_POST(self) -> None:
                 fake._handle(self)
