@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 logger = get_logger("notification_sender")
 metrics = get_metrics("notification_sender")
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 hospital = load_hospital()
 providers = Providers(hospital)
 

@@ -12,6 +12,7 @@ from sotong.notify.providers.sandbox import SandboxProvider
 
 SOLAPI_URL_ENV = "SOTONG_SOLAPI_URL"
 SES_CONFIGURATION_SET_ENV = "SOTONG_SES_CONFIGURATION_SET"
+PROVIDER_TIMEOUT_ENV = "SOTONG_PROVIDER_TIMEOUT_SECONDS"
 
 
 class Providers:
@@ -55,4 +56,7 @@ def _solapi(hospital: HospitalConfig) -> Provider:
     assert ref is not None
     credentials = secrets.resolve_json(ref)
     base_url = os.environ.get(SOLAPI_URL_ENV, "https://api.solapi.com")
-    return SolapiProvider(credentials["api_key"], credentials["api_secret"], base_url=base_url)
+    timeout_s = float(os.environ.get(PROVIDER_TIMEOUT_ENV) or 5)
+    return SolapiProvider(
+        credentials["api_key"], credentials["api_secret"], base_url=base_url, timeout_s=timeout_s
+    )
