@@ -1,10 +1,11 @@
 """Staff HTTP API for recall: patients, treatments and their planned touchpoints, bookings and
 visits, pauses, erasure, and the conversation with a patient beside the tag's manual."""
 
+import base64
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong.api import Staff, create_resolver, current_staff, resolve
@@ -12,6 +13,8 @@ from sotong.config import load_hospital
 from sotong.errors import Forbidden
 from sotong.notify.enqueue import enqueue
 from sotong.observability import get_logger, get_metrics
+from sotong.recall import segments
+from sotong.recall.campaigns import CampaignDesk, CampaignRequest, checked_key
 from sotong.recall.model import (
     Appointment,
     PatientRegistration,
@@ -116,6 +119,112 @@ def conversation(patient_id: PatientId) -> dict[str, Any]:
 def answer(patient_id: PatientId, message: StaffMessage) -> dict[str, Any]:
     staff = current_staff(app)
     return desk.answer(patient_id, message.message, staff.username)
+
+
+# --- segments and campaigns -----------------------------------------------------------------------
+campaigns = CampaignDesk(hospital, enqueue)
+CampaignId = Annotated[str, Path(pattern=r"^m[0-9a-f]{24}$", description="campaign id")]
+
+
+def _may_segment(staff: Staff, tag_id: str) -> None:
+    tag = segments.known_tag(hospital, tag_id)
+    if not staff.sees_department(tag.department):
+        raise Forbidden(f"'{tag_id}' belongs to department '{tag.department}', not yours")
+
+
+@app.post(
+    "/segments/count",
+    summary="Count the patients of a treatment-history segment",
+    description="Reads the tag index only (never the table): the cost grows with the treatments "
+    "of that tag and is returned in `cost`.",
+)
+def count_segment(segment: segments.Segment) -> dict[str, Any]:
+    _may_segment(current_staff(app), segment.tag)
+    return segments.count(segment, hospital)
+
+
+@app.post(
+    "/segments/list",
+    summary="List a segment's patients (phone masked), oldest latest treatment first; paginated",
+)
+def list_segment(request: segments.SegmentPage) -> dict[str, Any]:
+    _may_segment(current_staff(app), request.tag)
+    return segments.page(request, hospital)
+
+
+@app.post(
+    "/campaigns",
+    summary="Send a marketing template to a segment (cs_admin): consented patients only",
+    description="Requires an `Idempotency-Key` header: the same key returns the same campaign "
+    "and sends nothing again. Patients without marketing consent are counted, not messaged; "
+    "the notification pipeline applies every advertising rule.",
+    responses={201: {"description": "Created; its messages are queued"}},
+)
+def create_campaign(request: CampaignRequest) -> Response[dict[str, Any]]:
+    staff = current_staff(app)
+    if staff.role != "cs_admin":
+        raise Forbidden("only the customer-service admin (cs_admin) may send a campaign")
+    key = checked_key(app.current_event.headers.get("Idempotency-Key"))
+    campaign, created = campaigns.create(request, staff.username, key)
+    if created:
+        metrics.add_metric(name="CampaignCreated", unit="Count", value=1)
+        metrics.add_metric(name="CampaignMessagesQueued", unit="Count", value=campaign["targeted"])
+    return Response(201 if created else 200, "application/json", campaign)
+
+
+@app.get("/campaigns/<campaign_id>", summary="A campaign with its progress and results")
+def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+    current_staff(app)
+    return campaigns.get(campaign_id)
+
+
+# --- CSV import -----------------------------------------------------------------------------------
+IMPORT_ERRORS_SHOWN = 200
+
+
+@app.post(
+    "/imports/treatments",
+    summary="Import treatments from an EMR's CSV export (body: text/csv, up to 5 MB)",
+    description="Korean or English headers; UTF-8 or CP949. Every row is checked: bad rows are "
+    "listed as `line N: field: problem` and the good ones imported. Importing the same file "
+    "again imports nothing twice. Department staff may import their department's tags only. "
+    "A file too long for one call stops between chunks with `complete: false`: send it again.",
+    responses={
+        200: {"description": "The report: counts, bad rows by line (the first 200), requests"},
+        413: {"description": "Over 5 MB: import it with `sotong import-treatments`"},
+        415: {"description": "Not sent as text/csv"},
+        422: {"description": "The file as a whole is unusable: encoding, header"},
+    },
+)
+def import_treatments(
+    dry_run: Annotated[bool, Query(description="check every row; write nothing")] = False,
+) -> dict[str, Any]:
+    from sotong.recall import importer
+
+    staff = current_staff(app)
+    event = app.current_event
+    raw = event.body or ""
+    data = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")
+    if len(data) > importer.MAX_API_BYTES:
+        raise importer.TooLarge(
+            f"body: the CSV is {len(data) / 2**20:.1f} MB; this API takes up to "
+            f"{importer.MAX_API_BYTES // 2**20} MB (API Gateway and Lambda payload limits): "
+            "import it with the command line, `sotong import-treatments FILE.csv`, or split it",
+            field="body",
+            limit_bytes=importer.MAX_API_BYTES,
+        )
+    context = app.lambda_context
+    report = importer.import_treatments(
+        hospital,
+        data,
+        by=staff.username,
+        dry_run=dry_run,
+        departments=None if staff.role == "cs_admin" else {staff.department or ""},
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    if report.imported and not dry_run:
+        metrics.add_metric(name="TreatmentsImported", unit="Count", value=report.imported)
+    return report.as_dict(max_errors=IMPORT_ERRORS_SHOWN)
 
 
 @logger.inject_lambda_context

@@ -81,6 +81,9 @@ class Api(Construct):
             rest_api_name=physical(hospital_id, "api"),
             description=f"Sotong API of {hospital_id}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            # EMR exports arrive in CP949 as often as UTF-8: pass CSV bodies through untouched
+            # (base64 to the function, which decodes and detects the encoding)
+            binary_media_types=["text/csv"],
             fail_on_warnings=True,
             # API Gateway logs to CloudWatch through one role per account and region; every
             # hospital stack sets it, and a deleted stack must not take it from the others.

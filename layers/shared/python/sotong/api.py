@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +18,11 @@ from sotong.errors import SotongError, Unauthorized
 
 JSON = "application/json"
 STAFF_ROLES = ("cs_admin", "department_staff")
+# The routes (API Gateway resource paths) whose body is not JSON, and the content types they take
+# instead; every other route takes JSON only.
+OTHER_BODIES: dict[str, tuple[str, ...]] = {"/imports/treatments": ("text/csv",)}
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def _error(status: int, body: dict[str, Any]) -> Response[str]:
@@ -29,6 +37,38 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
         where, rest = parts[0], parts[1:]
         return f"{where}.{'.'.join(rest)}" if rest else where
     return ".".join(parts)
+
+
+def _validation(fields: list[dict[str, Any]]) -> dict[str, Any]:
+    first = fields[0] if fields else {"field": "body", "problem": "invalid"}
+    return {
+        "error": "validation",
+        "message": f"{first['field']}: {first['problem']}",
+        "fields": fields,
+    }
+
+
+def _nested_deeper_than(text: str, limit: int) -> bool:
+    """Arrays and objects nested deeper than `limit` (json.loads would hit Python's recursion
+    limit near 1,000 levels: a RecursionError, not a JSON error, so a 500)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _bad_body(problem: str) -> dict[str, Any]:
+    body = _validation([{"field": "body", "problem": problem, "type": "json_invalid"}])
+    return {
+        "statusCode": 422,
+        "headers": {"Content-Type": JSON},
+        "body": json.dumps(body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
 
 
 def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver:
@@ -49,15 +89,7 @@ def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver
                     "type": item.get("type", "invalid"),
                 }
             )
-        first = fields[0] if fields else {"field": "body", "problem": "invalid"}
-        return _error(
-            422,
-            {
-                "error": "validation",
-                "message": f"{first['field']}: {first['problem']}",
-                "fields": fields,
-            },
-        )
+        return _error(422, _validation(fields))
 
     @app.exception_handler(SotongError)
     def _domain(error: SotongError) -> Response[str]:
@@ -67,23 +99,38 @@ def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver
 
 
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Resolve an API Gateway proxy event; content types the resolver cannot parse are a 415."""
+    """Resolve an API Gateway proxy event; content types the route does not take are a 415."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     content_type = str(headers.get("content-type", "")).lower()
-    unparseable = content_type and not content_type.startswith(JSON)
-    if event.get("body") and unparseable and event.get("httpMethod") in ("POST", "PUT", "PATCH"):
+    accepted = OTHER_BODIES.get(str(event.get("resource") or ""), (JSON,))
+    unparseable = content_type and not content_type.startswith(accepted)
+    writes = event.get("httpMethod") in ("POST", "PUT", "PATCH")
+    # Powertools fails (500) on a multipart content type without a boundary, even with no body.
+    if unparseable and writes and (event.get("body") or content_type.startswith("multipart/")):
         return {
             "statusCode": 415,
             "headers": {"Content-Type": JSON},
             "body": json.dumps(
                 {
                     "error": "unsupported_media_type",
-                    "message": "header.content-type: send application/json",
+                    "message": f"header.content-type: send {' or '.join(accepted)}",
                     "field": "header.content-type",
                 }
             ),
             "isBase64Encoded": False,
         }
+    body = event.get("body")
+    if body and accepted == (JSON,) and writes:
+        # What Powertools cannot parse without failing (a 500) is invalid JSON: a body that is
+        # not UTF-8 (API Gateway passes it base64-encoded), or one nested too deeply.
+        text = str(body)
+        if event.get("isBase64Encoded"):
+            try:
+                text = base64.b64decode(text, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return _bad_body("the body is not UTF-8")
+        if _nested_deeper_than(text, MAX_JSON_DEPTH):
+            return _bad_body(f"nested more than {MAX_JSON_DEPTH} levels deep")
     return app.resolve(event, context)
 
 

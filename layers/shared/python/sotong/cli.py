@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any, TextIO
+
+API_PASSES = 20
+# what the calls of one `import-treatments --api` add up to
+API_SUMS = (
+    "imported",
+    "patients_created",
+    "patients_updated",
+    "touchpoints_planned",
+    "touchpoints_skipped",
+    "touchpoints_repaired",
+    "seconds",
+)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -121,6 +135,192 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _import_treatments(args: argparse.Namespace) -> int:
+    """Exit 0: every row imported (or already there); 1: bad rows (the good ones are imported);
+    2: nothing could be imported (file, config, header, environment or API problem)."""
+    import os
+    from pathlib import Path
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from sotong.config import ConfigError, load_hospital_file
+    from sotong.config.loader import CONFIG_PATH_ENV
+    from sotong.recall import importer
+    from sotong.resources import MAIN
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as error:
+        print(f"{args.file}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    if args.api:
+        return _import_over_api(args, data)
+    try:
+        hospital = load_hospital_file(
+            args.hospital or os.environ.get(CONFIG_PATH_ENV) or "hospitals/demo.yaml"
+        )
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    if not os.environ.get(MAIN.env):
+        print(
+            f"import-treatments writes to the table named by ${MAIN.env}: set it (for the local "
+            f"stack, {MAIN.env}=sotong-{hospital.hospital_id}-records and AWS_ENDPOINT_URL="
+            "<the AWS URL its banner shows>), or send the file to a running API with "
+            "--api URL --token TOKEN",
+            file=sys.stderr,
+        )
+        return 2
+    progress = _Progress(sys.stderr)
+    try:
+        report = importer.import_treatments(
+            hospital,
+            data,
+            by=args.by or f"import:{os.environ.get('USER') or 'cli'}",
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    except importer.CsvError as error:
+        print(f"{args.file}: {error.message}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as error:
+        # rows imported before this stay imported: running the file again goes on from there
+        print(f"AWS ({os.environ[MAIN.env]}): {error}", file=sys.stderr)
+        return 2
+    finally:
+        progress.finish()
+    print(f"{args.file}: " + importer.render(report.as_dict()))
+    return 1 if report.bad else 0
+
+
+class _Progress:
+    """Rows done on stderr: one line rewritten in place on a terminal, else a line each 10 %."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+        self.shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if self.tty:
+            rate = done / max(time.monotonic() - self.started, 1e-6)
+            line = f"importing: {done:,}/{total:,} rows ({percent}%), {rate:,.0f} rows/s"
+            self.stream.write(f"\r{line}\x1b[K")
+            self.stream.flush()
+            self.shown = percent
+        elif percent // 10 > self.shown // 10 or self.shown < 0:
+            print(f"importing: {done:,}/{total:,} rows ({percent}%)", file=self.stream, flush=True)
+            self.shown = percent
+
+    def finish(self) -> None:
+        if self.tty and self.shown >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _import_over_api(args: argparse.Namespace, data: bytes) -> int:
+    """POST the file (re-encoded as UTF-8) to a running API; send it again while the API stops
+    short of its time limit (imported rows are skipped the next time)."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    from sotong.recall import importer
+
+    try:
+        text, encoding = importer.decode(data)
+    except importer.CsvError as error:
+        print(f"{args.file}: {error.message}", file=sys.stderr)
+        return 2
+    body = text.encode("utf-8")
+    if len(body) > importer.MAX_API_BYTES:
+        print(
+            f"{args.file}: {len(body) / 2**20:.1f} MB is more than the API takes "
+            f"({importer.MAX_API_BYTES // 2**20} MB): run without --api to write to the tables",
+            file=sys.stderr,
+        )
+        return 2
+    token = args.token or os.environ.get("SOTONG_TOKEN")
+    url = args.api.rstrip("/") + "/imports/treatments" + ("?dry_run=true" if args.dry_run else "")
+    headers = {"Content-Type": "text/csv; charset=utf-8"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    earlier: dict[str, Any] = {name: 0 for name in API_SUMS} | {"requests": {}}
+    for _ in range(API_PASSES):
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310
+                status, raw = int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            print(f"no answer from {args.api} ({getattr(error, 'reason', error)})", file=sys.stderr)
+            return 2
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = {"message": raw.decode(errors="replace")}
+        if status != 200 or not isinstance(answer, dict):
+            message = answer.get("message") if isinstance(answer, dict) else answer
+            print(f"{args.file}: the API answered {status}: {message}", file=sys.stderr)
+            return 2
+        if answer.get("complete", True):
+            break
+        for name in API_SUMS:
+            earlier[name] += answer[name]
+        for name, count in answer["requests"].items():
+            earlier["requests"][name] = earlier["requests"].get(name, 0) + count
+        print(
+            f"the API stopped after line {answer.get('stopped_after_line')} (its time limit): "
+            "sending the file again (imported rows are skipped)",
+            file=sys.stderr,
+        )
+    answer["already_imported"] -= earlier["imported"]  # this call found the earlier calls' rows
+    for name in API_SUMS:
+        answer[name] += earlier[name]
+    for name, count in earlier["requests"].items():
+        answer["requests"][name] = answer["requests"].get(name, 0) + count
+    answer["requests_total"] = sum(answer["requests"].values())
+    answer["encoding"] = f"{encoding}, sent as utf-8"
+    print(f"{args.file}: " + importer.render(answer))
+    return 1 if answer["bad"] else 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    """Write the whole API's OpenAPI document (every function's resolver, merged)."""
+    import os
+
+    from sotong import openapi
+    from sotong.config import ConfigError
+    from sotong.config.loader import CONFIG_PATH_ENV
+
+    # The API functions read their hospital when imported; the document does not depend on it.
+    demo = openapi.default_functions_dir().parent / "hospitals" / "demo.yaml"
+    if args.hospital:
+        os.environ[CONFIG_PATH_ENV] = args.hospital
+    os.environ.setdefault(CONFIG_PATH_ENV, str(demo))
+    os.environ.setdefault("AWS_DEFAULT_REGION", "ap-northeast-2")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Sotong")
+    try:
+        text = openapi.render(openapi.document(functions_dir=args.functions))
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    except (openapi.OpenApiError, ImportError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(f"{args.output}: OpenAPI {openapi.TITLE}", file=sys.stderr)
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
     # The local stack's commands live beside it; they are dev tools, not part of the layer.
     from sotong_local import commands
@@ -159,6 +359,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure against labelled JSON lines {text, kind, category, urgency} instead",
     )
     classify.set_defaults(run=_classify)
+
+    treatments = sub.add_parser(
+        "import-treatments",
+        help="import treatments from an EMR's CSV export: bad rows listed by line, the rest "
+        "imported once",
+        description="Check every row of the CSV and import the good ones into the tables the "
+        "environment names ($SOTONG_TABLE, and AWS_ENDPOINT_URL for the local stack), or with "
+        "--api send the file to a running API. Importing the same file again imports nothing "
+        "twice. Exit 0: all rows good; 1: bad rows (the good ones imported); 2: nothing imported.",
+    )
+    treatments.add_argument("file", help="the CSV: UTF-8 or CP949, Korean or English headers")
+    treatments.add_argument(
+        "--hospital", help="hospital config file (default: $SOTONG_HOSPITAL_CONFIG or the demo)"
+    )
+    treatments.add_argument(
+        "--dry-run", action="store_true", help="check every row and report; write nothing"
+    )
+    treatments.add_argument("--api", metavar="URL", help="POST the file to this API instead")
+    treatments.add_argument(
+        "--token",
+        help="staff sign-in token for --api (default: $SOTONG_TOKEN; `sotong token` prints one "
+        "for the local stack)",
+    )
+    treatments.add_argument("--by", help="recorded as the importer (default: import:$USER)")
+    treatments.set_defaults(run=_import_treatments)
+
+    spec = sub.add_parser(
+        "openapi",
+        help="write the OpenAPI document of the whole API (every route of sotong.resources)",
+    )
+    spec.add_argument("-o", "--output", help="file to write (default: standard output)")
+    spec.add_argument("--functions", help="the functions/ folder (default: the repository's)")
+    spec.add_argument(
+        "--hospital", help="hospital config file (default: $SOTONG_HOSPITAL_CONFIG or the demo)"
+    )
+    spec.set_defaults(run=_openapi)
 
     for name, help_text in (
         ("outbox", "show what the local sandbox provider sent (as patients would see it)"),

@@ -246,6 +246,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/patients/{patient_id}/pause", "recall_api", "staff"),
     Route("GET", "/patients/{patient_id}/conversation", "recall_api", "staff"),
     Route("POST", "/patients/{patient_id}/conversation", "recall_api", "staff"),
+    Route("POST", "/segments/count", "recall_api", "staff"),
+    Route("POST", "/segments/list", "recall_api", "staff"),
+    Route("POST", "/campaigns", "recall_api", "staff"),
+    Route("GET", "/campaigns/{campaign_id}", "recall_api", "staff"),
+    Route("POST", "/imports/treatments", "recall_api", "staff"),
     Route("POST", "/webhooks/inbound", "provider_webhook", "public"),
     Route("POST", "/webhooks/reports", "provider_webhook", "public"),
 )

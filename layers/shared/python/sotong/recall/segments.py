@@ -1,0 +1,246 @@
+"""Segments by treatment history: patients of one treatment tag, filtered by the date of their
+latest treatment of that tag, their last visit and their marketing consent.
+
+Cost, honestly: a segment reads the tag index (gsi1 `TAG#<tag>` / `<date>#<patient>`), never the
+table. With `last_treatment_after` the Query starts at that date, so it reads the treatments of the
+tag dated on or after it; without it, it reads every treatment of the tag (a patient's *latest*
+treatment can only be known by also reading the later ones, so `last_treatment_before` cannot bound
+the Query). Patients are then read by BatchGetItem (100 per request) only when a filter or the
+answer needs them: a count without `no_visit_since` or `marketing_consent_only` reads no patient.
+Reads grow with the treatments of that tag, not with the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sotong import clock, store
+from sotong.config.schema import HospitalConfig, TreatmentTag
+from sotong.errors import BadRequest
+from sotong.phone import mask_phone
+from sotong.recall import repository as repo
+
+MAX_PAGE = 200
+
+
+class Segment(BaseModel):
+    """Patients of one treatment tag. Dates are local (hospital time zone) calendar days."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    tag: str = Field(
+        min_length=1,
+        max_length=40,
+        examples=["scaling"],
+        description="treatment tag (required: it selects the index partition that is read)",
+    )
+    last_treatment_before: date | None = Field(
+        default=None,
+        description="the patient's latest treatment of this tag is strictly before this day",
+    )
+    last_treatment_after: date | None = Field(
+        default=None,
+        description="the patient's latest treatment of this tag is on or after this day "
+        "(with `last_treatment_before`: the half-open range [after, before))",
+    )
+    no_visit_since: date | None = Field(
+        default=None,
+        description="the patient has no recorded visit on or after this day (or none at all)",
+    )
+    marketing_consent_only: bool = Field(
+        default=False, description="only patients who opted in to advertising"
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> Segment:
+        after, before = self.last_treatment_after, self.last_treatment_before
+        if after is not None and before is not None and after >= before:
+            raise ValueError("last_treatment_after must be earlier than last_treatment_before")
+        return self
+
+
+class SegmentPage(Segment):
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(
+        default=None, pattern=r"^\d{1,7}$", description="next_cursor of the previous page"
+    )
+
+    def segment(self) -> Segment:
+        return Segment.model_validate(self.model_dump(exclude={"limit", "cursor"}))
+
+
+@dataclass
+class Cost:
+    """What one evaluation read: the items DynamoDB returned and the requests it took."""
+
+    treatments_read: int = 0
+    query_pages: int = 0
+    patients_read: int = 0
+    batch_get_requests: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "treatments_read": self.treatments_read,
+            "query_pages": self.query_pages,
+            "patients_read": self.patients_read,
+            "batch_get_requests": self.batch_get_requests,
+        }
+
+
+@dataclass
+class Member:
+    patient_id: str
+    last_treatment: str
+    patient: dict[str, Any] | None = None
+
+
+@dataclass
+class Evaluation:
+    members: list[Member]
+    """sorted by latest treatment (oldest first: the most overdue lead), then patient id"""
+    cost: Cost = field(default_factory=Cost)
+
+
+def known_tag(hospital: HospitalConfig, tag_id: str, where: str = "body.tag") -> TreatmentTag:
+    tag = hospital.treatment_tag(tag_id)
+    if tag is None:
+        known = ", ".join(t.id for t in hospital.treatment_tags)
+        raise BadRequest(f"{where}: unknown treatment tag '{tag_id}'; known: {known}", field=where)
+    return tag
+
+
+def latest_by_patient(tag: str, on_or_after: date | None, cost: Cost) -> dict[str, str]:
+    """Each patient's latest treatment date of `tag`, among treatments on or after the day."""
+    condition = "gsi1pk = :t"
+    values: dict[str, Any] = {"t": f"TAG#{tag}"}
+    if on_or_after is not None:
+        condition += " AND gsi1sk >= :lo"
+        values["lo"] = on_or_after.isoformat()
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "IndexName": "gsi1",
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": store.values(**values),
+        "ProjectionExpression": "gsi1sk",
+    }
+    latest: dict[str, str] = {}
+    while True:
+        page = store.dynamodb().query(**kwargs)
+        cost.query_pages += 1
+        for item in page.get("Items", []):
+            cost.treatments_read += 1
+            day, _, patient = item["gsi1sk"]["S"].partition("#")
+            if patient and day > latest.get(patient, ""):
+                latest[patient] = day
+        if "LastEvaluatedKey" not in page:
+            return latest
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def read_patients(patient_ids: Iterable[str], cost: Cost) -> dict[str, dict[str, Any]]:
+    wanted = sorted(set(patient_ids))
+    if not wanted:
+        return {}
+    found = repo.get_patients(wanted)
+    cost.patients_read += len(found)
+    cost.batch_get_requests += (len(wanted) + 99) // 100
+    return found
+
+
+def start_of(day: date, hospital: HospitalConfig) -> str:
+    return clock.iso(datetime.combine(day, time.min, tzinfo=hospital.zone))
+
+
+def _visited_since(patient: dict[str, Any], since: str) -> bool:
+    visit = patient.get("last_visit_at")
+    return bool(visit) and str(visit) >= since
+
+
+def marketing_consent(patient: dict[str, Any]) -> bool:
+    return bool((patient.get("consents") or {}).get("marketing"))
+
+
+def needs_patients(segment: Segment) -> bool:
+    return segment.no_visit_since is not None or segment.marketing_consent_only
+
+
+def evaluate(
+    segment: Segment, hospital: HospitalConfig, *, with_patients: bool = False
+) -> Evaluation:
+    """The members of a segment. Patients are read when a filter needs them or when
+    `with_patients` asks for them (a member whose patient is gone is dropped then)."""
+    known_tag(hospital, segment.tag)
+    cost = Cost()
+    latest = latest_by_patient(segment.tag, segment.last_treatment_after, cost)
+    before = segment.last_treatment_before.isoformat() if segment.last_treatment_before else None
+    members = [Member(pid, day) for pid, day in latest.items() if before is None or day < before]
+    members.sort(key=lambda m: (m.last_treatment, m.patient_id))
+    if with_patients or needs_patients(segment):
+        patients = read_patients((m.patient_id for m in members), cost)
+        since = start_of(segment.no_visit_since, hospital) if segment.no_visit_since else None
+        kept = []
+        for member in members:
+            patient = patients.get(member.patient_id)
+            if patient is None:
+                continue  # erased since (the index is eventually consistent)
+            if since is not None and _visited_since(patient, since):
+                continue
+            if segment.marketing_consent_only and not marketing_consent(patient):
+                continue
+            member.patient = patient
+            kept.append(member)
+        members = kept
+    return Evaluation(members, cost)
+
+
+def row(member: Member) -> dict[str, Any]:
+    """A segment member as staff see it in a list: the phone masked to its last four digits."""
+    patient = member.patient or {}
+    consents = patient.get("consents") or {}
+    return {
+        "id": member.patient_id,
+        "name": patient.get("name"),
+        "phone": mask_phone(str(patient.get("phone") or "")),
+        "last_treatment": member.last_treatment,
+        "last_visit_at": patient.get("last_visit_at"),
+        "marketing_consent": bool(consents.get("marketing")),
+        "paused": bool(patient.get("paused")),
+    }
+
+
+def count(segment: Segment, hospital: HospitalConfig) -> dict[str, Any]:
+    evaluation = evaluate(segment, hospital)
+    return {
+        "segment": segment.model_dump(mode="json"),
+        "count": len(evaluation.members),
+        "cost": evaluation.cost.as_dict(),
+    }
+
+
+def page(request: SegmentPage, hospital: HospitalConfig) -> dict[str, Any]:
+    """One page of members. The cursor is an offset into the ordered members: each page
+    evaluates the segment again (patients are read for the page only when no filter needs them
+    all), so a member recorded between two pages can shift the list by one."""
+    segment = request.segment()
+    offset = int(request.cursor or 0)
+    evaluation = evaluate(segment, hospital)
+    members = evaluation.members
+    chosen = members[offset : offset + request.limit]
+    if chosen and chosen[0].patient is None:
+        patients = read_patients((m.patient_id for m in chosen), evaluation.cost)
+        for member in chosen:
+            member.patient = patients.get(member.patient_id)
+        chosen = [m for m in chosen if m.patient is not None]
+    following = offset + request.limit
+    return {
+        "segment": segment.model_dump(mode="json"),
+        "count": len(members),
+        "patients": [row(m) for m in chosen],
+        "next_cursor": str(following) if following < len(members) else None,
+        "cost": evaluation.cost.as_dict(),
+    }
