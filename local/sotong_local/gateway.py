@@ -83,6 +83,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.routes = tuple(self.routes)
+        self._openapi_doc: dict[str, Any] | None = None
 
     # -- the API -----------------------------------------------------------------------------
 
@@ -192,6 +193,8 @@ class Gateway:
             return Reply.json(200, control.schedules())
         if path == "/_local/queues":
             return Reply.json(200, control.queues())
+        if path == "/_local/openapi.json":
+            return self._openapi()
         return Reply.json(404, {"message": f"no local endpoint {path}", "see": "/_local"})
 
     def _index(self) -> dict[str, Any]:
@@ -212,8 +215,25 @@ class Gateway:
                 "GET /_local/schedules",
                 "POST /_local/schedules/<function>/run {clock_offset_seconds}",
                 "GET /_local/queues",
+                "GET /_local/openapi.json",
             ],
         }
+
+    def _openapi(self) -> Reply:
+        """The whole API's OpenAPI document, built from the functions this stack runs."""
+        from sotong import openapi
+
+        if self._openapi_doc is None:
+            try:
+                doc = openapi.document(
+                    self.routes, self.runtime.definitions.values(), self.runtime.functions_dir
+                )
+            except Exception as error:  # a broken function or a route without a handler
+                log.warning("no OpenAPI document: %s", error)
+                return Reply.json(503, {"message": f"no OpenAPI document: {error}"})
+            doc["servers"] = [{"url": "/", "description": "this local stack"}]
+            self._openapi_doc = doc
+        return Reply.json(200, self._openapi_doc)
 
     def _issue_token(self, body: bytes) -> Reply:
         try:
@@ -308,6 +328,9 @@ def _proxy_reply(answer: Any, function: str) -> Reply:
 class _Handler(BaseHTTPRequestHandler):
     server: GatewayServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the
+    # client's delayed ACK (~40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "sotong-local"

@@ -59,7 +59,22 @@ class PatientContact(BaseModel):
 class ComplaintSubmission(BaseModel):
     """What the web form and the mobile apps send to `POST /complaints`."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "접수 대기시간이 1시간이 넘었는데 아무 안내가 없었습니다.",
+                    "contact": {"name": "홍길동", "phone": "010-1234-5678"},
+                    "consent_to_contact": True,
+                    "department": "front_desk",
+                    "visit_date": "2026-11-20",
+                    "channel": "web",
+                }
+            ]
+        },
+    )
 
     kind: Kind | None = Field(default=None, description="left out: the classifier decides")
     text: str = Field(min_length=5, max_length=4000, examples=["대기시간이 너무 길었습니다."])
@@ -84,18 +99,45 @@ class ComplaintSubmission(BaseModel):
 class StaffEntry(ComplaintSubmission):
     """A complaint staff type in from a phone call or at the desk."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "complaint",
+                    "text": "전화 문의: 주차장 안내가 부족해서 30분을 헤맸다고 하십니다.",
+                    "contact": {"name": "김민지", "phone": "010-2345-6789"},
+                    "consent_to_contact": True,
+                    "department": "facilities",
+                    "channel": "phone",
+                }
+            ]
+        }
+    )
+
     channel: Literal["phone", "walk_in"] = "phone"  # type: ignore[assignment]
 
 
 class Transition(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"status": "in_progress", "note": "시설팀에 확인 요청"}]},
+    )
 
     status: Status
     note: str | None = Field(default=None, max_length=2000)
 
 
 class Assignment(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"assignee": "kim.minji", "department": "front_desk", "note": "접수 창구 건"}
+            ]
+        },
+    )
 
     assignee: str | None = Field(default=None, max_length=100, examples=["kim.minji"])
     department: str | None = Field(default=None, max_length=40, examples=["front_desk"])
@@ -111,7 +153,12 @@ class Assignment(BaseModel):
 class Correction(BaseModel):
     """Staff correcting the classifier: the guess stays on record beside the correction."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"kind": "complaint", "category": "wait_time", "urgency": "high"}]
+        },
+    )
 
     kind: Kind | None = None
     category: str | None = Field(default=None, max_length=40)
@@ -120,14 +167,37 @@ class Correction(BaseModel):
 
 
 class Reply(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "담당 부서에서 확인 중입니다. 조금만 기다려 주세요.",
+                    "notify_patient": True,
+                }
+            ]
+        },
+    )
 
     message: str = Field(min_length=1, max_length=1000)
     notify_patient: bool = True
 
 
 class Resolution(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "접수 창구에 대기 안내 화면을 설치했습니다.",
+                    "note": "시설팀 처리",
+                    "notify_patient": True,
+                }
+            ]
+        },
+    )
 
     outcome: str = Field(min_length=1, max_length=1000, description="what the patient is told")
     note: str | None = Field(default=None, max_length=2000, description="internal note")
@@ -135,13 +205,30 @@ class Resolution(BaseModel):
 
 
 class Note(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"note": "환자분과 통화로 확인함"}]},
+    )
 
     note: str | None = Field(default=None, max_length=2000)
 
 
 class SurveyAnswer(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "ABCD-2345",
+                    "token": "q8Zr2sXk9mPa",
+                    "score": 5,
+                    "comment": "빠르게 답해 주셔서 감사합니다.",
+                }
+            ]
+        },
+    )
 
     code: str = Field(min_length=8, max_length=12, examples=["ABCD-2345"])
     token: str = Field(min_length=10, max_length=64)

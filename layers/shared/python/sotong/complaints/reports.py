@@ -15,8 +15,12 @@ from zoneinfo import ZoneInfo
 
 from sotong import clock
 from sotong.complaints import repository as repo
+from sotong.errors import BadRequest
 
 _PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+# Years whose bounds survive the conversion to UTC (year 1 in Seoul is year 0 in UTC, which
+# datetime cannot hold; 9999-12 ends in year 10000).
+YEARS = range(1970, 9999)
 
 
 def period_bounds(period: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -25,6 +29,11 @@ def period_bounds(period: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     if not match:
         raise ValueError("use a month like 2026-11 or a quarter like 2026-Q4")
     year = int(match.group(1))
+    if year not in YEARS:
+        raise BadRequest(
+            f"query.period: the year must be {YEARS.start} to {YEARS.stop - 1}",
+            field="query.period",
+        )
     if match.group(2):
         first, months = int(match.group(2)), 1
     else:

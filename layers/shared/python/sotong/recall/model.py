@@ -17,12 +17,30 @@ class _Body(BaseModel):
 
 
 class Consents(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"contact": True, "marketing": True, "night": False}]}
+    )
+
     contact: bool = Field(default=True, description="care messages (aftercare, recall)")
     marketing: bool = Field(default=False, description="advertising, incl. next-step suggestions")
     night: bool = Field(default=False, description="advertising between 21:00 and 08:00")
 
 
 class PatientRegistration(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "홍길동",
+                    "phone": "010-1234-5678",
+                    "email": "gildong@example.com",
+                    "chart_no": "C-10021",
+                    "consents": {"contact": True, "marketing": True, "night": False},
+                }
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=50, examples=["홍길동"])
     phone: Phone = Field(examples=["010-1234-5678"])
     email: Email | None = None
@@ -31,27 +49,53 @@ class PatientRegistration(_Body):
 
 
 class TreatmentRecord(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"tag": "implant_surgery", "date": "2026-11-25", "note": "하악 우측 제1대구치"}
+            ]
+        }
+    )
+
     tag: str = Field(min_length=1, max_length=40, examples=["implant_surgery"])
     date: dt.date = Field(description="treatment date (a future date plans D-1 precautions too)")
     note: str | None = Field(default=None, max_length=500)
 
 
 class TreatmentDateChange(_Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"date": "2026-11-27"}]})
+
     date: dt.date
 
 
 class Appointment(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"kind": "booking", "at": "2026-12-01T10:00:00+09:00", "note": "실밥 제거"}
+            ]
+        }
+    )
+
     kind: Literal["booking", "visit"]
     at: AwareDatetime = Field(examples=["2026-12-01T10:00:00+09:00"])
     note: str | None = Field(default=None, max_length=500)
 
 
 class PauseChange(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"paused": True, "reason": "해외 체류 중 (환자 요청)"}]}
+    )
+
     paused: bool
     reason: str | None = Field(default=None, max_length=200)
 
 
 class StaffMessage(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message": "네, 내일 오전 10시에 오시면 됩니다."}]}
+    )
+
     message: str = Field(min_length=1, max_length=1000)
 
 
