@@ -209,7 +209,6 @@ def _measure(
     from moto import mock_aws
 
     from sotong import store
-    from sotong.complaints import repository as marks
     from sotong.config import load_hospital_file
     from sotong.notify.model import MessageRequest
     from sotong.recall.service import RecallDesk
@@ -241,7 +240,7 @@ def _measure(
         for run in range(warmup + runs):
             if run:
                 _write(touchpoints[:due], direct=False)  # planned again, back in the due index
-            marks.set_watermark("recall_dispatch", NOW - timedelta(hours=1))
+            store.set_watermark("recall_dispatch", NOW - timedelta(hours=1))
             queued.clear()
             meter.reset()
             gc.collect()

@@ -6,6 +6,7 @@ Domain repositories build on this; nothing else talks to DynamoDB directly.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -74,3 +75,61 @@ def key(pk: str, sk: str) -> dict[str, Any]:
 def values(**kwargs: Any) -> dict[str, Any]:
     """ExpressionAttributeValues from keyword arguments: values(s="x") -> {":s": {"S": "x"}}."""
     return {f":{k}": _serializer.serialize(_to_dynamo(v)) for k, v in kwargs.items()}
+
+
+def conditional_failed(error: Exception) -> bool:
+    """True when a write was refused by its condition (the expected outcome of a repeat)."""
+    response = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def hour_bucket(prefix: str, at: datetime) -> str:
+    """Partition of the sparse time index (gsi2): by UTC hour, e.g. `DUE#2026-11-23T01`."""
+    return f"{prefix}#{at.astimezone(UTC).strftime('%Y-%m-%dT%H')}"
+
+
+def query_due(prefix: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Items of the sparse time index whose time lies in (since, until]: one Query per hour
+    bucket in that span, the key condition bounding the sort key (`<iso time>#...`), so the
+    items read are the items due, however many wait further ahead."""
+    found: list[dict[str, Any]] = []
+    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    low, high = _iso(since) + "#~", _iso(until) + "#~"
+    while hour <= until:
+        kwargs: dict[str, Any] = {
+            "TableName": table_name(),
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "gsi2pk = :b AND gsi2sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": values(b=hour_bucket(prefix, hour), lo=low, hi=high),
+        }
+        while True:
+            page = dynamodb().query(**kwargs)
+            found += [from_item(i) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        hour += timedelta(hours=1)
+    return found
+
+
+def watermark(name: str) -> datetime | None:
+    """Up to when a scheduled sweep has done its work (`WATERMARK` / name)."""
+    item = (
+        dynamodb()
+        .get_item(TableName=table_name(), Key=key("WATERMARK", name), ConsistentRead=True)
+        .get("Item")
+    )
+    return datetime.fromisoformat(from_item(item)["until"].replace("Z", "+00:00")) if item else None
+
+
+def set_watermark(name: str, until: datetime) -> None:
+    dynamodb().put_item(
+        TableName=table_name(),
+        Item=to_item({"pk": "WATERMARK", "sk": name, "until": _iso(until)}),
+    )
+
+
+def _iso(at: datetime) -> str:
+    from sotong.clock import iso
+
+    return iso(at)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -31,7 +31,7 @@ def inbox_key(department: str, state: str) -> str:
 
 
 def sla_bucket(at: datetime) -> str:
-    return "SLA#" + at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    return store.hour_bucket("SLA", at)
 
 
 def index_fields(item: dict[str, Any]) -> dict[str, Any]:
@@ -55,10 +55,6 @@ def index_fields(item: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _conditional_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 def create(item: dict[str, Any]) -> bool:
     """Store a new complaint; False if one with that id exists (an idempotent retry)."""
     full = {"pk": pk(item["id"]), "sk": "CMP", **item, **index_fields(item)}
@@ -70,7 +66,7 @@ def create(item: dict[str, Any]) -> bool:
         )
         return True
     except ClientError as error:
-        if _conditional_failed(error):
+        if store.conditional_failed(error):
             return False
         raise
 
@@ -105,7 +101,7 @@ def replace(before: dict[str, Any], after: dict[str, Any]) -> bool:
         )
         return True
     except ClientError as error:
-        if _conditional_failed(error):
+        if store.conditional_failed(error):
             return False
         raise
 
@@ -183,47 +179,8 @@ def inbox(
 
 
 def due_sla(since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Complaints whose next SLA check falls in (since, until]: one Query per hour bucket."""
-    from datetime import timedelta
-
-    found: list[dict[str, Any]] = []
-    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    low, high = clock.iso(since) + "#~", clock.iso(until) + "#~"
-    while hour <= until:
-        kwargs: dict[str, Any] = {
-            "TableName": store.table_name(),
-            "IndexName": "gsi2",
-            "KeyConditionExpression": "gsi2pk = :b AND gsi2sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": store.values(b=sla_bucket(hour), lo=low, hi=high),
-        }
-        while True:
-            page = store.dynamodb().query(**kwargs)
-            found += [strip(store.from_item(i)) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        hour += timedelta(hours=1)
-    return found
-
-
-def watermark(name: str) -> datetime | None:
-    item = (
-        store.dynamodb()
-        .get_item(
-            TableName=store.table_name(), Key=store.key("WATERMARK", name), ConsistentRead=True
-        )
-        .get("Item")
-    )
-    if not item:
-        return None
-    return datetime.fromisoformat(store.from_item(item)["until"].replace("Z", "+00:00"))
-
-
-def set_watermark(name: str, until: datetime) -> None:
-    store.dynamodb().put_item(
-        TableName=store.table_name(),
-        Item=store.to_item({"pk": "WATERMARK", "sk": name, "until": clock.iso(until)}),
-    )
+    """Complaints whose next SLA check falls in (since, until]."""
+    return [strip(item) for item in store.query_due("SLA", since, until)]
 
 
 def open_for_sender(sender_key: str) -> str | None:
@@ -253,7 +210,7 @@ def forget_open(sender_key: str, complaint_id: str) -> None:
             ExpressionAttributeValues=store.values(c=complaint_id),
         )
     except ClientError as error:
-        if not _conditional_failed(error):
+        if not store.conditional_failed(error):
             raise
 
 
@@ -271,6 +228,6 @@ def hit_rate_limit(name: str, window_s: int, limit: int) -> bool:
         )
         return False
     except ClientError as error:
-        if _conditional_failed(error):
+        if store.conditional_failed(error):
             return True
         raise

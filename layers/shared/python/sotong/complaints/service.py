@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sotong import clock
+from sotong import clock, store
 from sotong.api import Staff
 from sotong.complaints import repository as repo
 from sotong.complaints.classify import Classifier
@@ -471,11 +471,11 @@ class ComplaintDesk:
     # --- SLA ------------------------------------------------------------------------------------
     def sweep_sla(self, now: datetime) -> int:
         """Escalate every complaint whose SLA check is due: once per level (head, then admin)."""
-        since = repo.watermark("sla_sweep") or now - timedelta(days=14)
+        since = store.watermark("sla_sweep") or now - timedelta(days=14)
         escalated = 0
         for item in repo.due_sla(since, now):
             escalated += self._escalate(item, now)
-        repo.set_watermark("sla_sweep", now)
+        store.set_watermark("sla_sweep", now)
         return escalated
 
     def _escalate(self, item: dict[str, Any], now: datetime) -> int:

@@ -10,7 +10,7 @@ Layout (pk / sk):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,15 +27,11 @@ def _pk(message_id: str) -> str:
 
 
 def held_bucket(at: datetime) -> str:
-    return "HELD#" + at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    return store.hour_bucket("HELD", at)
 
 
 def _event(status: str, reason: str | None, at: str) -> dict[str, Any]:
     return {"status": status, "at": at, "reason": reason}
-
-
-def _conditional_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def get(message_id: str) -> dict[str, Any] | None:
@@ -84,7 +80,7 @@ def claim(message_id: str, request: MessageRequest, hospital_id: str) -> dict[st
         )
         return None
     except ClientError as error:
-        if not _conditional_failed(error):
+        if not store.conditional_failed(error):
             raise
     return get(message_id) or {"status": "sending", "lease_until": clock.iso(now + LEASE)}
 
@@ -132,7 +128,7 @@ def _update(
         )
         return True
     except ClientError as error:
-        if _conditional_failed(error):
+        if store.conditional_failed(error):
             return False
         raise
 
@@ -197,27 +193,8 @@ def finish(
 
 
 def due_held(until: datetime, since: datetime) -> list[dict[str, Any]]:
-    """Held records released in (since, until]: one Query per hour bucket in that span."""
-    results: list[dict[str, Any]] = []
-    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    low, high = clock.iso(since), clock.iso(until)
-    while hour <= until:
-        kwargs: dict[str, Any] = {
-            "TableName": store.table_name(),
-            "IndexName": "gsi2",
-            "KeyConditionExpression": "gsi2pk = :b AND gsi2sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": store.values(
-                b=held_bucket(hour), low=low + "#~", high=high + "#~"
-            ),
-        }
-        while True:
-            page = store.dynamodb().query(**kwargs)
-            results += [store.from_item(i) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        hour += timedelta(hours=1)
-    return [r for r in results if r.get("status") == "held"]
+    """Held records released in (since, until]."""
+    return [r for r in store.query_due("HELD", since, until) if r.get("status") == "held"]
 
 
 def opted_out_channels(hospital_id: str, address: str) -> frozenset[str]:
@@ -261,7 +238,7 @@ def take_send_slot(provider: str, limit_per_second: float) -> float:
         )
         return 0.0
     except ClientError as error:
-        if _conditional_failed(error):
+        if store.conditional_failed(error):
             return max(0.01, second + 1 - now)
         raise
 

@@ -27,9 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sotong import clock, store
 from sotong.config.schema import HospitalConfig, Template
 from sotong.errors import BadRequest, Conflict, NotFound
-from sotong.notify.model import DONE, MessageRequest, Recipient
+from sotong.notify.model import DONE, MessageRequest
 from sotong.recall import repository as repo
 from sotong.recall.segments import Member, Segment, evaluate, known_tag, marketing_consent
+from sotong.recall.service import patient_recipient, patient_variables
 
 Enqueue = Callable[[list[MessageRequest]], int]
 MAX_TARGETED = 5_000
@@ -227,27 +228,11 @@ class CampaignDesk:
         )
 
     def message(self, cid: str, template: Template, patient: dict[str, Any]) -> MessageRequest:
-        sender = self.hospital.sender
-        available = {
-            "hospital": sender.display_name,
-            "name": patient["name"],
-            "callback": sender.callback_number,
-            "opt_out": sender.opt_out_number,
-        }
-        consents = patient.get("consents") or {}
         return MessageRequest(
             idempotency_key=f"campaign:{cid}:{patient['id']}",
-            recipient=Recipient(
-                name=patient["name"],
-                phone=patient.get("phone"),
-                email=patient.get("email"),
-                contact_consent=bool(consents.get("contact")),
-                marketing_consent=bool(consents.get("marketing")),
-                night_consent=bool(consents.get("night")),
-                patient_id=patient["id"],
-            ),
+            recipient=patient_recipient(patient),
             template_id=template.id,
-            variables={k: v for k, v in available.items() if k in template.variables},
+            variables=patient_variables(self.hospital, template, patient),
             purpose="marketing",
             refs={"campaign": cid},
         )

@@ -11,7 +11,7 @@ Everything about one patient lives under `PAT#<id>`, so erasing a patient is one
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -24,11 +24,7 @@ def pk(patient_id: str) -> str:
 
 
 def due_bucket(at: datetime) -> str:
-    return "DUE#" + at.astimezone(UTC).strftime("%Y-%m-%dT%H")
-
-
-def _failed_condition(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return store.hour_bucket("DUE", at)
 
 
 def strip(item: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +99,7 @@ def update_patient(patient_id: str, sets: dict[str, Any], condition_exists: bool
         )
         return True
     except ClientError as error:
-        if _failed_condition(error):
+        if store.conditional_failed(error):
             return False
         raise
 
@@ -123,7 +119,7 @@ def note_treatment(patient_id: str, tag: str, day: str) -> None:
             ExpressionAttributeValues=store.values(day=day),
         )
     except ClientError as error:
-        if not _failed_condition(error):
+        if not store.conditional_failed(error):
             raise
 
 
@@ -139,7 +135,7 @@ def later_of(patient_id: str, attribute: str, at: str) -> None:
             ExpressionAttributeValues=store.values(at=at),
         )
     except ClientError as error:
-        if not _failed_condition(error):
+        if not store.conditional_failed(error):
             raise
 
 
@@ -164,7 +160,7 @@ def put_new(item: dict[str, Any]) -> bool:
         )
         return True
     except ClientError as error:
-        if _failed_condition(error):
+        if store.conditional_failed(error):
             return False
         raise
 
@@ -243,32 +239,14 @@ def set_touchpoint(
         )
         return True
     except ClientError as error:
-        if _failed_condition(error):
+        if store.conditional_failed(error):
             return False
         raise
 
 
 def due_touchpoints(since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Planned touchpoints due in (since, until]: one Query per hour bucket in that span, each
-    reading only the due items (the key condition bounds the sort key)."""
-    found: list[dict[str, Any]] = []
-    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    low, high = clock.iso(since) + "#~", clock.iso(until) + "#~"
-    while hour <= until:
-        kwargs: dict[str, Any] = {
-            "TableName": store.table_name(),
-            "IndexName": "gsi2",
-            "KeyConditionExpression": "gsi2pk = :b AND gsi2sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": store.values(b=due_bucket(hour), lo=low, hi=high),
-        }
-        while True:
-            page = store.dynamodb().query(**kwargs)
-            found += [store.from_item(i) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        hour += timedelta(hours=1)
-    return found
+    """Planned touchpoints due in (since, until]: reads only the due items."""
+    return store.query_due("DUE", since, until)
 
 
 def treatments_with_tag(tag: str, since: str | None, until: str | None) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sotong import clock
-from sotong.config.schema import HospitalConfig, TreatmentTag
+from sotong import clock, store
+from sotong.config.schema import HospitalConfig, Template, TreatmentTag
 from sotong.errors import BadRequest, NotFound
 from sotong.notify import records
 from sotong.notify.model import MessageRequest, Recipient, message_id, recipient_key
@@ -39,6 +39,35 @@ BOOKING_PROMPT_STEP = "recall"
 
 def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def patient_recipient(patient: dict[str, Any]) -> Recipient:
+    """A stored patient as a message recipient, with the consents they gave."""
+    consents = patient.get("consents") or {}
+    return Recipient(
+        name=patient["name"],
+        phone=patient.get("phone"),
+        email=patient.get("email"),
+        contact_consent=bool(consents.get("contact")),
+        marketing_consent=bool(consents.get("marketing")),
+        night_consent=bool(consents.get("night")),
+        patient_id=patient["id"],
+    )
+
+
+def patient_variables(
+    hospital: HospitalConfig, template: Template, patient: dict[str, Any]
+) -> dict[str, str]:
+    """The variables a recall or campaign template may use, limited to the ones it does."""
+    sender = hospital.sender
+    available = {
+        "hospital": sender.display_name,
+        "name": patient["name"],
+        "callback": sender.callback_number,
+        "opt_out": sender.opt_out_number,
+        "time": "예약하신 시간",
+    }
+    return {k: v for k, v in available.items() if k in template.variables}
 
 
 @dataclass
@@ -264,9 +293,7 @@ class RecallDesk:
     def dispatch_due(self, now: datetime) -> DispatchReport:
         """Enqueue every planned touchpoint due by `now`, since the watermark: an outage is
         caught up, a re-run sends nothing twice, and the cost grows with what is due."""
-        from sotong.complaints import repository as marks
-
-        since = marks.watermark("recall_dispatch") or now - FIRST_LOOKBACK
+        since = store.watermark("recall_dispatch") or now - FIRST_LOOKBACK
         due = repo.due_touchpoints(since, now)
         report = DispatchReport(read=len(due))
         patients = repo.get_patients(t["patient_id"] for t in due) if due else {}
@@ -293,7 +320,7 @@ class RecallDesk:
                 report.queued += 1
             else:
                 report.already_done += 1
-        marks.set_watermark("recall_dispatch", now)
+        store.set_watermark("recall_dispatch", now)
         return report
 
     def cancel_reason(
@@ -323,28 +350,11 @@ class RecallDesk:
     def message(self, touchpoint: dict[str, Any], patient: dict[str, Any]) -> MessageRequest:
         template = self.hospital.template(touchpoint["template"])
         assert template is not None  # the config schema checks every step's template
-        sender = self.hospital.sender
-        available = {
-            "hospital": sender.display_name,
-            "name": patient["name"],
-            "callback": sender.callback_number,
-            "opt_out": sender.opt_out_number,
-            "time": "예약하신 시간",
-        }
-        consents = patient.get("consents") or {}
         return MessageRequest(
             idempotency_key=f"touchpoint:{patient['id']}:{touchpoint['id']}",
-            recipient=Recipient(
-                name=patient["name"],
-                phone=patient["phone"],
-                email=patient.get("email"),
-                contact_consent=bool(consents.get("contact")),
-                marketing_consent=bool(consents.get("marketing")),
-                night_consent=bool(consents.get("night")),
-                patient_id=patient["id"],
-            ),
+            recipient=patient_recipient(patient),
             template_id=template.id,
-            variables={k: v for k, v in available.items() if k in template.variables},
+            variables=patient_variables(self.hospital, template, patient),
             purpose=touchpoint["purpose"],
             refs={"touchpoint": touchpoint["id"]},
         )
