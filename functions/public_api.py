@@ -24,7 +24,12 @@ metrics = get_metrics("public_api")
 app = create_resolver("Sotong public API", "Patient-facing endpoints: no sign-in")
 hospital = load_hospital()
 desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
-PAGES = ("complaint.html", "track.html", "survey.html")
+PAGES = {
+    "complaint.html": "text/html; charset=utf-8",
+    "track.html": "text/html; charset=utf-8",
+    "survey.html": "text/html; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
 
 
 def _source_ip() -> str:
@@ -96,7 +101,7 @@ def _page(name: str) -> str:
 def page(page: Annotated[str, Path(max_length=40)]) -> Response[str]:
     if page not in PAGES:
         raise NotFound(f"no page {page}", field="path.page")
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=_page(page))
+    return Response(status_code=200, content_type=PAGES[page], body=_page(page))
 
 
 @logger.inject_lambda_context
