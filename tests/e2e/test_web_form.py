@@ -39,6 +39,7 @@ SHOWN_STATUS = (
 )
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
 ACK_TEMPLATE = "SOTONG_CMP_RCV_01"  # complaint_received in hospitals/demo.yaml
+OUTCOME_TEMPLATE = "SOTONG_CMP_OUT_01"  # complaint_outcome
 
 
 def _free_port() -> int:
@@ -327,10 +328,27 @@ def test_complaint_form_then_tracking(browser: Browser, stack: Stack, tmp_path: 
     assert browser.evaluate("document.getElementById('summary').textContent") == ""
     _shot(browser, tmp_path, "4-tracking")
 
+    # Staff resolve it: the outcome reaches the patient, and after closing the survey link.
+    staff = stack.staff_headers()
+    inbox = HTTP.get(f"{stack.url}/inbox", params={"limit": 100}, headers=staff, timeout=10).json()
+    complaint_id = next(i["id"] for i in inbox["items"] if i["code"] == code)
+    for step, body in (
+        ("resolve", {"outcome": "접수 대기 안내 화면을 새로 설치했습니다."}),
+        ("close", {}),
+    ):
+        answer = HTTP.post(
+            f"{stack.url}/complaints/{complaint_id}/{step}", json=body, headers=staff, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+    outcome = stack.wait_for_message(code, OUTCOME_TEMPLATE, timeout=10)
+    assert "접수 대기 안내 화면을 새로 설치했습니다." in outcome["text"]
+    survey = stack.wait_for_message(code, "survey.html", timeout=10)
+    assert survey["channel"] in ("sms", "lms"), survey
+
     assert browser.errors == [], browser.errors
     elapsed = time.monotonic() - started
-    print(f"form → receipt → outbox → tracking in {elapsed:.1f} s")
-    assert elapsed < 20
+    print(f"form → receipt → outbox → tracking → outcome → survey in {elapsed:.1f} s")
+    assert elapsed < 25
 
 
 def test_survey_after_closing(browser: Browser, stack: Stack, tmp_path: Path) -> None:
