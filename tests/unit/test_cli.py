@@ -100,8 +100,7 @@ def test_module_entry_runs_in_a_fresh_process() -> None:
 
 def test_console_script_reports_a_broken_file(bad_timezone: Path) -> None:
     script = Path(sys.executable).parent / "sotong"
-    if not script.exists():
-        pytest.skip("the sotong console script is not installed in this environment")
+    assert script.exists(), "`make venv` installs the sotong console script"
     result = _run([str(script), "validate", "hospitals/demo.yaml", str(bad_timezone)])
     assert result.returncode == 1
     assert "hospitals/demo.yaml: ok" in result.stdout

@@ -83,6 +83,21 @@ def conditional_failed(error: Exception) -> bool:
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def put_new(item: dict[str, Any]) -> bool:
+    """Put an item that must not exist yet; False when it does (an idempotent repeat)."""
+    try:
+        dynamodb().put_item(
+            TableName=table_name(),
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return True
+    except Exception as error:
+        if conditional_failed(error):
+            return False
+        raise
+
+
 def hour_bucket(prefix: str, at: datetime) -> str:
     """Partition of the sparse time index (gsi2): by UTC hour, e.g. `DUE#2026-11-23T01`."""
     return f"{prefix}#{at.astimezone(UTC).strftime('%Y-%m-%dT%H')}"

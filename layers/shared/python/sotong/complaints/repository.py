@@ -57,18 +57,7 @@ def index_fields(item: dict[str, Any]) -> dict[str, Any]:
 
 def create(item: dict[str, Any]) -> bool:
     """Store a new complaint; False if one with that id exists (an idempotent retry)."""
-    full = {"pk": pk(item["id"]), "sk": "CMP", **item, **index_fields(item)}
-    try:
-        store.dynamodb().put_item(
-            TableName=store.table_name(),
-            Item=store.to_item(full),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-        return True
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return False
-        raise
+    return store.put_new({"pk": pk(item["id"]), "sk": "CMP", **item, **index_fields(item)})
 
 
 def get(complaint_id: str) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from sotong.complaints.model import (
     new_tracking_code,
     normalize_code,
 )
-from sotong.config.schema import HospitalConfig
+from sotong.config.schema import Contact, HospitalConfig
 from sotong.errors import BadRequest, Conflict, Forbidden, NotFound
 from sotong.notify.model import MessageRequest, Recipient, recipient_key
 
@@ -506,22 +506,43 @@ class ComplaintDesk:
         reason = "접수 확인 지연" if clock_name == "ack" else "처리 기한 초과"
         self.enqueue(
             [
-                MessageRequest(
-                    idempotency_key=f"complaint:{item['id']}:escalate:{clock_name}:{level}",
-                    recipient=Recipient(
-                        kind="staff", name=contact.name, phone=contact.phone, email=contact.email
-                    ),
-                    template_id="staff_alert",
+                self._staff_alert(
+                    item,
+                    contact,
+                    f"escalate:{clock_name}:{level}",
+                    level=f"SLA {level}단계",
+                    reason=reason,
                     urgent=item["urgency"] == "critical",
-                    variables={
-                        "level": f"SLA {level}단계",
-                        "department": department.name if department else "-",
-                        "code": item["code"],
-                        "reason": reason,
-                    },
-                    refs={"complaint": item["id"]},
                 )
             ]
+        )
+
+    def _staff_alert(
+        self,
+        item: dict[str, Any],
+        contact: Contact,
+        key: str,
+        *,
+        level: str,
+        reason: str,
+        urgent: bool,
+    ) -> MessageRequest:
+        """A `staff_alert` SMS: the code and the department, never the complaint's details."""
+        department = self.hospital.department(item["department"])
+        return MessageRequest(
+            idempotency_key=f"complaint:{item['id']}:{key}",
+            recipient=Recipient(
+                kind="staff", name=contact.name, phone=contact.phone, email=contact.email
+            ),
+            template_id="staff_alert",
+            urgent=urgent,
+            variables={
+                "level": level,
+                "department": department.name if department else "-",
+                "code": item["code"],
+                "reason": reason,
+            },
+            refs={"complaint": item["id"]},
         )
 
     def _due_level(self, item: dict[str, Any], now: datetime) -> tuple[str | None, int]:
@@ -597,25 +618,15 @@ class ComplaintDesk:
     def _messages_on_intake(self, item: dict[str, Any]) -> None:
         requests = []
         if item["urgency"] == "critical":
-            department = self.hospital.department(item["department"])
-            on_call = self.hospital.on_call
+            categories = self.hospital.complaints.categories
             requests.append(
-                MessageRequest(
-                    idempotency_key=f"complaint:{item['id']}:critical",
-                    recipient=Recipient(
-                        kind="staff", name=on_call.name, phone=on_call.phone, email=on_call.email
-                    ),
-                    template_id="staff_alert",
+                self._staff_alert(
+                    item,
+                    self.hospital.on_call,
+                    "critical",
+                    level="긴급",
+                    reason=categories.get(item["category"], item["category"]),
                     urgent=True,
-                    variables={
-                        "level": "긴급",
-                        "department": department.name if department else "-",
-                        "code": item["code"],
-                        "reason": self.hospital.complaints.categories.get(
-                            item["category"], item["category"]
-                        ),
-                    },
-                    refs={"complaint": item["id"]},
                 )
             )
         ack = self._patient_request(

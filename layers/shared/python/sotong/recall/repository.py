@@ -151,18 +151,7 @@ def patient_by_phone(phone_key: str) -> dict[str, Any] | None:
 
 
 def put_new(item: dict[str, Any]) -> bool:
-    """Put an item that must not exist yet; False when it does (an idempotent repeat)."""
-    try:
-        store.dynamodb().put_item(
-            TableName=store.table_name(),
-            Item=store.to_item(item),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-        return True
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return False
-        raise
+    return store.put_new(item)
 
 
 def put(item: dict[str, Any]) -> None:
