@@ -95,6 +95,17 @@ class Stack:
                 )
             time.sleep(0.2)
 
+    def resolve_and_close(self, code: str, outcome: str) -> None:
+        """What staff do through the staff API: resolve with an outcome, then close."""
+        staff = self.staff_headers()
+        inbox = HTTP.get(f"{self.url}/inbox", params={"limit": 100}, headers=staff, timeout=10)
+        complaint_id = next(i["id"] for i in inbox.json()["items"] if i["code"] == code)
+        for step, body in (("resolve", {"outcome": outcome}), ("close", {})):
+            answer = HTTP.post(
+                f"{self.url}/complaints/{complaint_id}/{step}", json=body, headers=staff, timeout=10
+            )
+            assert answer.status_code == 200, answer.text
+
     def staff_headers(self) -> dict[str, str]:
         answer = HTTP.post(f"{self.url}/_local/token", json={"role": "cs_admin"}, timeout=5)
         answer.raise_for_status()
@@ -329,17 +340,7 @@ def test_complaint_form_then_tracking(browser: Browser, stack: Stack, tmp_path: 
     _shot(browser, tmp_path, "4-tracking")
 
     # Staff resolve it: the outcome reaches the patient, and after closing the survey link.
-    staff = stack.staff_headers()
-    inbox = HTTP.get(f"{stack.url}/inbox", params={"limit": 100}, headers=staff, timeout=10).json()
-    complaint_id = next(i["id"] for i in inbox["items"] if i["code"] == code)
-    for step, body in (
-        ("resolve", {"outcome": "접수 대기 안내 화면을 새로 설치했습니다."}),
-        ("close", {}),
-    ):
-        answer = HTTP.post(
-            f"{stack.url}/complaints/{complaint_id}/{step}", json=body, headers=staff, timeout=10
-        )
-        assert answer.status_code == 200, answer.text
+    stack.resolve_and_close(code, "접수 대기 안내 화면을 새로 설치했습니다.")
     outcome = stack.wait_for_message(code, OUTCOME_TEMPLATE, timeout=10)
     assert "접수 대기 안내 화면을 새로 설치했습니다." in outcome["text"]
     survey = stack.wait_for_message(code, "survey.html", timeout=10)
@@ -368,17 +369,7 @@ def test_survey_after_closing(browser: Browser, stack: Stack, tmp_path: Path) ->
         timeout=10,
     ).json()
     code = receipt["tracking_code"]
-    staff = stack.staff_headers()
-    inbox = HTTP.get(f"{stack.url}/inbox", params={"limit": 100}, headers=staff, timeout=10).json()
-    complaint_id = next(i["id"] for i in inbox["items"] if i["code"] == code)
-    for step, body in (
-        ("resolve", {"outcome": "해당 직원에게 칭찬을 전달했습니다."}),
-        ("close", {}),
-    ):
-        answer = HTTP.post(
-            f"{stack.url}/complaints/{complaint_id}/{step}", json=body, headers=staff, timeout=10
-        )
-        assert answer.status_code == 200, answer.text
+    stack.resolve_and_close(code, "해당 직원에게 칭찬을 전달했습니다.")
     survey = stack.wait_for_message(code, "survey.html", timeout=10)
     link = re.search(r"survey\.html\?code=([A-Z0-9-]+)&t=([\w-]+)", survey["text"])
     assert link, survey

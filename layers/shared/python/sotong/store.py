@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from sotong.clock import iso
 from sotong.resources import IDEMPOTENCY, MAIN, Table
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def query_due(prefix: str, since: datetime, until: datetime) -> list[dict[str, A
     items read are the items due, however many wait further ahead."""
     found: list[dict[str, Any]] = []
     hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    low, high = _iso(since) + "#~", _iso(until) + "#~"
+    low, high = iso(since) + "#~", iso(until) + "#~"
     while hour <= until:
         kwargs: dict[str, Any] = {
             "TableName": table_name(),
@@ -140,11 +141,5 @@ def watermark(name: str) -> datetime | None:
 def set_watermark(name: str, until: datetime) -> None:
     dynamodb().put_item(
         TableName=table_name(),
-        Item=to_item({"pk": "WATERMARK", "sk": name, "until": _iso(until)}),
+        Item=to_item({"pk": "WATERMARK", "sk": name, "until": iso(until)}),
     )
-
-
-def _iso(at: datetime) -> str:
-    from sotong.clock import iso
-
-    return iso(at)

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sotong import clock, store
+from sotong.complaints.model import state_of
 
 ALL_DEPARTMENTS = "*"
 
@@ -36,8 +37,6 @@ def sla_bucket(at: datetime) -> str:
 
 def index_fields(item: dict[str, Any]) -> dict[str, Any]:
     """The index attributes a complaint carries in its current state."""
-    from sotong.complaints.model import state_of
-
     state = state_of(item["status"])
     sort = f"{item['created_at']}#{item['id']}"
     fields: dict[str, Any] = {
