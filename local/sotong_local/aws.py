@@ -107,6 +107,8 @@ def create_table(dynamodb: Any, table: Table, name: str) -> None:
             }
             for index in table.indexes
         ]
+    if table.stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream}
     dynamodb.create_table(**request)
     if table.ttl_attribute:
         dynamodb.update_time_to_live(

@@ -28,3 +28,8 @@ def fix(at: datetime | None) -> None:
 
 def iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse(stamp: str) -> datetime:
+    """A stored timestamp (`...Z` or with an offset) as an aware datetime."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

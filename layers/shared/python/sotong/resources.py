@@ -8,6 +8,7 @@ named here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,6 +31,7 @@ class Table:
     sort_key: str | None = None
     indexes: tuple[Index, ...] = ()
     ttl_attribute: str | None = None
+    stream: Literal["NEW_IMAGE"] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,19 @@ class QueueTrigger:
     queue: str
     batch_size: int = 10
     max_batching_window_s: int = 0
+    concurrency_per_rate: float | None = None
+    """Caps the event source's MaximumConcurrency at ceil(send rate x this), at least 2."""
+
+
+@dataclass(frozen=True)
+class StreamTrigger:
+    """A table's DynamoDB stream, filtered to new items whose `pk` starts with `key_prefix`."""
+
+    table: str
+    key_prefix: str
+    batch_size: int = 100
+    max_batching_window_s: int = 1
+    retry_attempts: int = 10
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class Function:
     sends_to: tuple[str, ...] = ()
     reads_dlqs_of: tuple[str, ...] = ()
     trigger: QueueTrigger | None = None
+    stream: StreamTrigger | None = None
     schedule: Schedule | None = None
     event_rule: EventRule | None = None
     reads_secrets: bool = False
@@ -116,6 +132,7 @@ MAIN = Table(
         Index("gsi4", "gsi4pk", "gsi4sk"),
     ),
     ttl_attribute="expires_at",
+    stream="NEW_IMAGE",
 )
 IDEMPOTENCY = Table(
     name="idempotency",
@@ -129,7 +146,7 @@ NOTIFICATIONS = Queue(
     name="notifications",
     env="SOTONG_NOTIFICATIONS_QUEUE_URL",
     visibility_timeout_s=180,
-    max_receive_count=5,
+    max_receive_count=6,
 )
 QUEUES: tuple[Queue, ...] = (NOTIFICATIONS,)
 
@@ -139,22 +156,25 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="public_api.handler",
         description="Public HTTP API: health, and what patients reach without an account",
         tables={MAIN.name: "write", IDEMPOTENCY.name: "write"},
-        sends_to=(NOTIFICATIONS.name,),
     ),
     Function(
         name="staff_api",
         handler="staff_api.handler",
         description="Staff HTTP API behind the Cognito authorizer",
         tables={MAIN.name: "write", IDEMPOTENCY.name: "write"},
-        sends_to=(NOTIFICATIONS.name,),
     ),
     Function(
         name="notification_sender",
         handler="notification_sender.handler",
-        description="Renders, checks, sends and records each message request",
-        timeout_s=30,
+        description="Renders, checks, sends and records message requests, in batches",
+        timeout_s=60,
         tables={MAIN.name: "write"},
-        trigger=QueueTrigger(queue=NOTIFICATIONS.name, batch_size=10, max_batching_window_s=1),
+        trigger=QueueTrigger(
+            queue=NOTIFICATIONS.name,
+            batch_size=100,
+            max_batching_window_s=2,
+            concurrency_per_rate=0.05,
+        ),
         reads_secrets=True,
         sends_email=True,
     ),
@@ -163,7 +183,6 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="provider_webhook.handler",
         description="Provider callbacks: delivery reports, inbound SMS/KakaoTalk, opt-outs",
         tables={MAIN.name: "write"},
-        sends_to=(NOTIFICATIONS.name,),
         reads_secrets=True,
     ),
     Function(
@@ -183,7 +202,6 @@ FUNCTIONS: tuple[Function, ...] = (
         description="Escalates complaints past their SLA: department head, then CS admin",
         timeout_s=60,
         tables={MAIN.name: "write"},
-        sends_to=(NOTIFICATIONS.name,),
         schedule=Schedule("rate(5 minutes)", description="escalate overdue complaints"),
     ),
     Function(
@@ -191,7 +209,6 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="recall_api.handler",
         description="Staff API for patients, treatments, touchpoints and conversations",
         tables={MAIN.name: "write"},
-        sends_to=(NOTIFICATIONS.name,),
     ),
     Function(
         name="recall_dispatcher",
@@ -199,7 +216,6 @@ FUNCTIONS: tuple[Function, ...] = (
         description="Enqueues due touchpoints; cancellation rules are checked at dispatch",
         timeout_s=120,
         tables={MAIN.name: "write"},
-        sends_to=(NOTIFICATIONS.name,),
         schedule=Schedule("rate(1 minute)", description="send the touchpoints that are due"),
     ),
     Function(
@@ -208,10 +224,47 @@ FUNCTIONS: tuple[Function, ...] = (
         description="Puts held messages (quiet hours, not-before) back on the queue when due",
         timeout_s=60,
         tables={MAIN.name: "write"},
-        sends_to=(NOTIFICATIONS.name,),
         schedule=Schedule("rate(5 minutes)", description="release held messages that are due"),
     ),
 )
+
+FUNCTIONS += (
+    Function(
+        name="outbox_relay",
+        handler="outbox_relay.handler",
+        description="Puts new outbox items (message requests) on the notification queue",
+        timeout_s=60,
+        tables={MAIN.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+        stream=StreamTrigger(table=MAIN.name, key_prefix="TXOUT#"),
+    ),
+    Function(
+        name="outbox_sweeper",
+        handler="outbox_sweeper.handler",
+        description="Publishes outbox items the stream relay missed (the safety net)",
+        timeout_s=60,
+        tables={MAIN.name: "write"},
+        sends_to=(NOTIFICATIONS.name,),
+        schedule=Schedule("rate(1 minute)", description="publish outbox items left pending"),
+    ),
+    Function(
+        name="campaign_runner",
+        handler="campaign_runner.handler",
+        description="Runs campaign jobs: pages through segments, writes their messages at the "
+        "send rate",
+        timeout_s=120,
+        tables={MAIN.name: "write"},
+        schedule=Schedule("rate(1 minute)", description="advance running campaigns"),
+    ),
+)
+
+
+def sender_concurrency(rate_per_second: float, trigger: QueueTrigger) -> int | None:
+    """MaximumConcurrency for a queue trigger: enough senders for the rate, never a herd."""
+    if trigger.concurrency_per_rate is None:
+        return None
+    return max(2, min(1000, math.ceil(rate_per_second * trigger.concurrency_per_rate)))
+
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "public_api", "public"),

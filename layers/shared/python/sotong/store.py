@@ -143,3 +143,60 @@ def set_watermark(name: str, until: datetime) -> None:
         TableName=table_name(),
         Item=to_item({"pk": "WATERMARK", "sk": name, "until": iso(until)}),
     )
+
+
+def put_action(
+    item: dict[str, Any], condition: str | None = None, **condition_values: Any
+) -> dict[str, Any]:
+    """A TransactWriteItems `Put` of a plain item, with an optional condition."""
+    put: dict[str, Any] = {"TableName": table_name(), "Item": to_item(item)}
+    if condition:
+        put["ConditionExpression"] = condition
+        if condition_values:
+            put["ExpressionAttributeValues"] = values(**condition_values)
+    return {"Put": put}
+
+
+def transact(actions: list[dict[str, Any]]) -> bool:
+    """Write all `actions` or none (at most 100, DynamoDB's limit). False when a condition
+    refused the write (an idempotent repeat or a concurrent change); any other failure raises."""
+    if not actions:
+        return True
+    if len(actions) > 100:
+        raise ValueError(f"a transaction takes at most 100 actions, not {len(actions)}")
+    if len(actions) == 1:
+        return _single(actions[0])
+    try:
+        dynamodb().transact_write_items(TransactItems=actions)
+        return True
+    except Exception as error:
+        if transaction_refused(error):
+            return False
+        raise
+
+
+def transaction_refused(error: Exception) -> bool:
+    """True when a transaction was cancelled only because a condition did not hold."""
+    response = getattr(error, "response", None) or {}
+    if response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = response.get("CancellationReasons") or []
+    codes = {r.get("Code") for r in reasons} - {"None", None}
+    if not reasons:  # moto before 5 and some SDKs leave the list out: read the message
+        return "ConditionalCheckFailed" in str(response.get("Error", {}).get("Message", ""))
+    return codes == {"ConditionalCheckFailed"}
+
+
+def _single(action: dict[str, Any]) -> bool:
+    """One action needs no transaction (half the write cost)."""
+    ((kind, params),) = action.items()
+    call = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}.get(kind)
+    if call is None:
+        raise ValueError(f"{kind} cannot stand alone")
+    try:
+        getattr(dynamodb(), call)(**params)
+        return True
+    except Exception as error:
+        if conditional_failed(error):
+            return False
+        raise

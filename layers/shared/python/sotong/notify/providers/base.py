@@ -6,7 +6,9 @@ A 2xx from a provider means "accepted", never "delivered": delivery arrives late
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 MessageChannel = Literal["alimtalk", "sms", "email"]
@@ -37,10 +39,30 @@ class OutgoingMessage:
 
 @dataclass(frozen=True)
 class SendResult:
-    outcome: Literal["accepted", "retryable", "permanent"]
+    """What the provider answered for one message.
+
+    - `accepted`: the provider has it (a 2xx; delivery comes later as a report).
+    - `retryable`: the provider surely does not have it (connection refused, 429, refused
+      before intake): safe to send again.
+    - `uncertain`: the request left and no clear answer came back (read timeout, connection
+      dropped mid-answer, 5xx): the provider may have it. Never resent without a `lookup`.
+    - `permanent`: refused for good (bad template, bad number, auth).
+    """
+
+    outcome: Literal["accepted", "retryable", "uncertain", "permanent"]
     provider_message_id: str | None = None
     reason: str | None = None
     retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Does the provider have this message? `found` None: the provider could not tell."""
+
+    found: bool | None
+    provider_message_id: str | None = None
+    status: Literal["accepted", "delivered", "failed"] | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +78,19 @@ class DeliveryReport:
 
 class Provider(Protocol):
     name: str
+    max_batch: int
+    """How many messages one `send_many` request may carry."""
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Submit one message; never raises for provider answers, only maps them."""
+        ...
+
+    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Submit up to `max_batch` messages in one request; one result per message, in order.
+        A transport failure gives every message the same `retryable` or `uncertain` result."""
+        ...
+
+    def lookup(self, message: OutgoingMessage, sent_after: datetime) -> Lookup:
+        """Ask the provider whether it accepted `message` (matched on our message id) at or
+        after `sent_after`. Never raises; `found=None` when it cannot tell."""
         ...
