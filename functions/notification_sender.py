@@ -1,21 +1,18 @@
-"""SQS consumer: each record is one message request; failures come back alone (partial batch)."""
+"""SQS consumer: a batch of message requests, sent in provider batches; each request that must
+come back later is reported alone (partial batch response) with its own visibility delay."""
 
 import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from sotong.config import load_hospital
 from sotong.notify.model import MessageRequest
 from sotong.notify.providers.factory import Providers
-from sotong.notify.sender import RetryLater, process
+from sotong.notify.sender import BatchSender, Incoming
 from sotong.observability import get_logger, get_metrics
 from sotong.resources import NOTIFICATIONS
 
@@ -24,7 +21,6 @@ if TYPE_CHECKING:
 
 logger = get_logger("notification_sender")
 metrics = get_metrics("notification_sender")
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 hospital = load_hospital()
 providers = Providers(hospital)
 
@@ -36,41 +32,61 @@ def _sqs() -> "SQSClient":
     return boto3.client("sqs")
 
 
-def record_handler(record: SQSRecord) -> None:
-    request = MessageRequest.model_validate_json(record.body)
-    receives = int(record.attributes.approximate_receive_count or 1)
-    try:
-        outcome = process(
-            request,
-            hospital,
-            providers.for_channel,
-            providers.secret,
-            receive_count=receives,
-            max_receives=NOTIFICATIONS.max_receive_count,
-        )
-    except RetryLater as later:
-        metrics.add_metric(name="MessageRetry", unit="Count", value=1)
-        logger.warning("message will be retried", reason=later.reason, delay_s=later.delay_s)
-        if later.delay_s > 0:
-            _sqs().change_message_visibility(
-                QueueUrl=os.environ[NOTIFICATIONS.env],
-                ReceiptHandle=record.receipt_handle,
-                VisibilityTimeout=int(min(later.delay_s, 43_200)),
+def _delay(handles: dict[str, int]) -> None:
+    """Hide handed-back requests for their backoff; a failure here only makes them come
+    back sooner (the claim rules still hold)."""
+    entries = [
+        {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+        for i, (handle, seconds) in enumerate(handles.items())
+    ]
+    for start in range(0, len(entries), 10):
+        try:
+            _sqs().change_message_visibility_batch(
+                QueueUrl=os.environ[NOTIFICATIONS.env], Entries=entries[start : start + 10]
             )
-        raise
-    metrics.add_metric(name=f"Message_{outcome.status}", unit="Count", value=1)
-    logger.info(
-        "message handled",
-        message_id=outcome.message_id,
-        status=outcome.status,
-        reason=outcome.reason,
-        template_id=request.template_id,
-    )
+        except Exception:
+            logger.exception("could not delay handed-back requests")
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    failures: list[dict[str, str]] = []
+    batch: list[Incoming] = []
+    handles: dict[str, str] = {}
+    for record in SQSEvent(event).records:
+        try:
+            request = MessageRequest.model_validate_json(record.body)
+        except ValidationError as error:
+            metrics.add_metric(name="MessageUnreadable", unit="Count", value=1)
+            logger.error("unreadable message request", errors=error.error_count())
+            failures.append({"itemIdentifier": record.message_id})
+            continue
+        receives = int(record.attributes.approximate_receive_count or 1)
+        batch.append(Incoming(record.message_id, request, receives))
+        handles[record.message_id] = record.receipt_handle
+    sender = BatchSender(
+        hospital,
+        providers,
+        max_receives=NOTIFICATIONS.max_receive_count,
+        remaining_s=lambda: context.get_remaining_time_in_millis() / 1000,
     )
+    outcomes = sender.process(batch) if batch else {}
+    delays: dict[str, int] = {}
+    for key, outcome in outcomes.items():
+        metrics.add_metric(name=f"Message_{outcome.status}", unit="Count", value=1)
+        if outcome.retry_in_s is None:
+            continue
+        failures.append({"itemIdentifier": key})
+        if outcome.retry_in_s > 0:
+            delays[handles[key]] = int(min(max(outcome.retry_in_s, 1), 43_200))
+    if delays:
+        _delay(delays)
+    handed_back = sum(1 for o in outcomes.values() if o.retry_in_s is not None)
+    logger.info(
+        "batch handled",
+        requests=len(batch),
+        handed_back=handed_back,
+        statuses=sorted({o.status for o in outcomes.values()}),
+    )
+    return {"batchItemFailures": failures}

@@ -42,6 +42,7 @@ class Tables(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
+            dynamo_stream=dynamodb.StreamViewType[spec.stream] if spec.stream else None,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -22,7 +22,14 @@ from infra.nag import acknowledge
 from infra.naming import pascal, physical
 from sotong.config.schema import HospitalConfig
 from sotong.notify.providers.factory import SES_CONFIGURATION_SET_ENV
-from sotong.resources import FUNCTIONS, Function, queue, table
+from sotong.resources import (
+    FUNCTIONS,
+    Function,
+    StreamTrigger,
+    queue,
+    sender_concurrency,
+    table,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -165,12 +172,46 @@ class Functions(Construct):
                         else None
                     ),
                     report_batch_item_failures=True,
+                    max_concurrency=sender_concurrency(
+                        self._config.sender.rate_per_second, spec.trigger
+                    ),
                 )
             )
+        if spec.stream:
+            self._add_stream(function, spec.stream)
         self._depend_on_policy_only(function, role)
         self.roles[spec.name] = role
         self._acknowledge(spec, function, role)
         return function
+
+    def _add_stream(self, function: lambda_.Function, stream: StreamTrigger) -> None:
+        """New items of `stream.key_prefix` only; a failing record is retried from where it
+        failed, split on errors; what still fails is left to the sweeper."""
+        data = self._tables.by_name[stream.table]
+        function.add_event_source(
+            sources.DynamoEventSource(
+                data,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=stream.batch_size,
+                max_batching_window=Duration.seconds(stream.max_batching_window_s),
+                retry_attempts=stream.retry_attempts,
+                bisect_batch_on_error=True,
+                report_batch_item_failures=True,
+                max_record_age=Duration.hours(1),
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "dynamodb": {
+                                "Keys": {
+                                    "pk": {"S": lambda_.FilterRule.begins_with(stream.key_prefix)}
+                                }
+                            },
+                        }
+                    )
+                ],
+            )
+        )
 
     @staticmethod
     def _depend_on_policy_only(function: lambda_.Function, role: iam.Role) -> None:
@@ -257,6 +298,9 @@ class Functions(Construct):
         invoked_by = (
             f"SQS ({spec.trigger.queue}); failed messages go to its dead-letter queue"
             if spec.trigger
+            else "the table's DynamoDB stream, retried from the failed record and then left to "
+            "the outbox sweeper, which publishes every item still pending"
+            if spec.stream
             else "EventBridge Scheduler, whose dead-letter queue catches failed invocations, "
             "and a failed run is repeated by the next scheduled run"
             if spec.schedule

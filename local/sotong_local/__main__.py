@@ -100,6 +100,11 @@ def banner(stack: LocalStack, *, quiet: bool) -> str:
                 f"  Consumer       {function.trigger.queue} → {function.name} "
                 f"(batch {function.trigger.batch_size})"
             )
+        if function.stream:
+            lines.append(
+                f"  Stream         {function.stream.table} ({function.stream.key_prefix}*) → "
+                f"{function.name}"
+            )
     problems = [f"{n} ({u.reason})" for n, u in stack.runtime.unavailable.items()]
     ready = [name for name in stack.runtime.definitions if stack.runtime.available(name)]
     lines.append(f"  Functions      {', '.join(ready) or 'none'}")

@@ -23,6 +23,7 @@ from sotong_local import aws, events, schedules
 from sotong_local.gateway import Gateway, GatewayServer, Reply
 from sotong_local.lambdas import Handler, Runtime
 from sotong_local.queues import QueuePoller
+from sotong_local.streams import StreamPoller
 from sotong_local.tokens import TokenIssuer
 
 log = logging.getLogger("sotong_local.stack")
@@ -74,6 +75,7 @@ class LocalStack:
         self._moto: Any = None
         self._server: GatewayServer | None = None
         self._pollers: list[QueuePoller] = []
+        self._streams: list[StreamPoller] = []
         self._scheduler: schedules.Scheduler | None = None
         self._sqs: Any = None
         self._stopped = threading.Event()
@@ -182,6 +184,21 @@ class LocalStack:
             self._pollers.append(poller)
             if self.options.run_pollers and self.runtime.available(function.name):
                 poller.start()
+        for function in self.functions:
+            if function.stream is None:
+                continue
+            table = next(t for t in self.tables if t.name == function.stream.table)
+            stream = StreamPoller(
+                function=function,
+                trigger=function.stream,
+                table_name=self.env[table.env],
+                runtime=self.runtime,
+                dynamodb=aws.client("dynamodb", self.aws_endpoint),
+                streams=aws.client("dynamodbstreams", self.aws_endpoint),
+            )
+            self._streams.append(stream)
+            if self.options.run_pollers and self.runtime.available(function.name):
+                stream.start()
 
     def _start_schedules(self) -> None:
         now = datetime.now(UTC)
@@ -212,12 +229,16 @@ class LocalStack:
         self._stopped.set()
         for poller in self._pollers:
             poller.stop()
+        for stream in self._streams:
+            stream.stop()
         if self._scheduler:
             self._scheduler.stop(timeout=0)
         if self._server:
             self._server.stop()
         for poller in self._pollers:
             poller.join(timeout=2.5)
+        for stream in self._streams:
+            stream.join(timeout=2.5)
         if self._scheduler:
             self._scheduler.stop(timeout=2.0)
         if self._moto is not None:

@@ -11,7 +11,17 @@ from aws_cdk.assertions import Match, Template
 from infra.app import cdk_json_context
 from infra.naming import pascal, physical
 from sotong.config.loader import load_hospital_file
-from sotong.resources import FUNCTIONS, QUEUES, ROUTES, TABLES, Function, Queue, Route, Table
+from sotong.resources import (
+    FUNCTIONS,
+    QUEUES,
+    ROUTES,
+    TABLES,
+    Function,
+    Queue,
+    Route,
+    Table,
+    sender_concurrency,
+)
 from tests.infra import cfn
 from tests.infra.conftest import HOSPITAL, Synth
 
@@ -205,7 +215,8 @@ def test_every_function_has_its_own_role_without_managed_policies(synth: Synth) 
 def test_queue_triggers_report_partial_batch_failures(synth: Synth) -> None:
     mappings = list(cfn.of_type(synth.template, "AWS::Lambda::EventSourceMapping").values())
     triggered = [spec for spec in FUNCTIONS if spec.trigger]
-    assert len(mappings) == len(triggered)
+    streamed = [spec for spec in FUNCTIONS if spec.stream]
+    assert len(mappings) == len(triggered) + len(streamed)
     for spec in triggered:
         assert spec.trigger is not None
         function_id, _ = cfn.function(synth.template, spec, HOSPITAL)
@@ -222,6 +233,36 @@ def test_queue_triggers_report_partial_batch_failures(synth: Synth) -> None:
             spec.trigger.max_batching_window_s
         )
         assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        rate = synth.config.sender.rate_per_second
+        concurrency = properties.get("ScalingConfig", {}).get("MaximumConcurrency")
+        assert concurrency == sender_concurrency(rate, spec.trigger)
+        assert concurrency is None or concurrency >= 2
+
+
+def test_outbox_relay_reads_only_new_outbox_items_from_the_stream(synth: Synth) -> None:
+    mappings = list(cfn.of_type(synth.template, "AWS::Lambda::EventSourceMapping").values())
+    (spec,) = [s for s in FUNCTIONS if s.stream]
+    assert spec.stream is not None
+    function_id, _ = cfn.function(synth.template, spec, HOSPITAL)
+    (mapping,) = [m for m in mappings if m["Properties"]["FunctionName"] == cfn.ref(function_id)]
+    properties = mapping["Properties"]
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert properties["MaximumRetryAttempts"] == spec.stream.retry_attempts
+    assert properties["StartingPosition"] == "TRIM_HORIZON"
+    (pattern,) = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    assert pattern == {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"Keys": {"pk": {"S": [{"prefix": spec.stream.key_prefix}]}}},
+    }
+    tables = cfn.of_type(synth.template, "AWS::DynamoDB::GlobalTable")
+    streams = [t["Properties"].get("StreamSpecification") for t in tables.values()]
+    assert {"StreamViewType": "NEW_IMAGE"} in streams
+
+
+def test_producers_cannot_reach_the_queue_only_the_relay_can(synth: Synth) -> None:
+    senders = {s.name for s in FUNCTIONS if s.sends_to}
+    assert senders == {"outbox_relay", "outbox_sweeper"}
 
 
 def test_function_code_and_layer_assets_leave_out_caches(synth: Synth) -> None:

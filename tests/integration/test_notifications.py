@@ -13,10 +13,9 @@ from botocore.exceptions import ClientError
 
 from sotong import clock
 from sotong.config.schema import HospitalConfig
-from sotong.notify import outbox, records
-from sotong.notify.enqueue import enqueue
+from sotong.notify import outbox, ratelimit, records, txoutbox
 from sotong.notify.model import MessageRequest, Recipient, message_id
-from sotong.notify.providers.base import OutgoingMessage, SendResult
+from sotong.notify.providers.base import Lookup, OutgoingMessage, SendResult
 from sotong.notify.release import release_due
 from sotong.notify.sender import RetryLater, process
 from sotong.resources import NOTIFICATIONS, function
@@ -86,16 +85,37 @@ def run_sender(env: dict[str, str], redeliver_now: bool = False) -> dict[str, An
     return {**result, "count": len(messages)}
 
 
-class ScriptedProvider:
-    name = "scripted"
+def enqueue(requests: list[MessageRequest]) -> int:
+    """What a producer does (outbox items), then what the relay does (publish them)."""
+    txoutbox.write("demo", requests)
+    return txoutbox.flush()
 
-    def __init__(self, *results: SendResult, crash_after_accept: bool = False) -> None:
+
+class ScriptedProvider:
+    """Answers from a script; `has` is what it really accepted, which `lookup` reports."""
+
+    name = "scripted"
+    max_batch = 100
+
+    def __init__(self, *results: SendResult) -> None:
         self.results = list(results)
         self.sent: list[OutgoingMessage] = []
+        self.has: set[str] = set()
+        self.lookups = 0
 
     def send(self, message: OutgoingMessage) -> SendResult:
         self.sent.append(message)
-        return self.results.pop(0) if self.results else SendResult("accepted", "p-1")
+        result = self.results.pop(0) if self.results else SendResult("accepted", "p-1")
+        if result.outcome in ("accepted", "uncertain"):
+            self.has.add(message.message_id)
+        return result
+
+    def send_many(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        return [self.send(m) for m in messages]
+
+    def lookup(self, message: OutgoingMessage, sent_after: datetime) -> Lookup:
+        self.lookups += 1
+        return Lookup(found=message.message_id in self.has)
 
 
 def no_secret(name: str) -> str | None:
@@ -117,7 +137,7 @@ def test_queued_request_reaches_the_outbox_once(aws: dict[str, str]) -> None:
     record = records.get(message_id("demo", "touchpoint-1"))
     assert record is not None
     assert record["status"] == "sent"
-    assert [e["status"] for e in record["events"]] == ["sending", "sent"]
+    assert [e["status"] for e in record["events"]] == ["calling", "sent"]
     assert "5678" in record["recipient"]
     assert "1234" not in record["recipient"]
 
@@ -147,9 +167,10 @@ def test_night_advertising_is_held_until_eight_and_then_sent(aws: dict[str, str]
     assert outbox.recent() == []
 
     clock.fix(at_kst(2026, 11, 24, 7, 55))
-    assert release_due(clock.now()) == 0
+    assert release_due(clock.now(), "demo") == 0
     clock.fix(at_kst(2026, 11, 24, 8, 0))
-    assert release_due(clock.now()) == 1
+    assert release_due(clock.now(), "demo") == 1
+    txoutbox.flush()
     run_sender(aws)
 
     (sent,) = outbox.recent()
@@ -157,7 +178,7 @@ def test_night_advertising_is_held_until_eight_and_then_sent(aws: dict[str, str]
     assert sent["text"].startswith("(광고) [소통치과피부과]")
     assert "무료수신거부 080-555-0100" in sent["text"]
     assert records.get(message_id("demo", "campaign-1:fan"))["status"] == "sent"  # type: ignore[index]
-    assert release_due(clock.now()) == 0  # the watermark moved on: nothing twice
+    assert release_due(clock.now(), "demo") == 0  # the watermark moved on: nothing twice
 
 
 def test_night_consent_lets_an_advert_go_at_night(
@@ -263,11 +284,20 @@ def test_provider_failures_are_retried_then_end_failed(
     mid = message_id("demo", "touchpoint-1")
     for attempt in range(1, 5):
         with pytest.raises(RetryLater) as later:
-            process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=attempt)
+            process(
+                aftercare(),
+                hospital,
+                lambda _: provider,
+                no_secret,
+                receive_count=attempt,
+                max_receives=5,
+            )
         assert later.value.delay_s == 30 * 2 ** (attempt - 1)
         assert records.get(mid)["status"] == "retry"  # type: ignore[index]
     with pytest.raises(RetryLater):
-        process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=5)
+        process(
+            aftercare(), hospital, lambda _: provider, no_secret, receive_count=5, max_receives=5
+        )
     record = records.get(mid)
     assert record is not None
     assert (record["status"], record["reason"]) == ("failed", "retries_exhausted: http_503")
@@ -289,27 +319,70 @@ def test_a_429_backs_off_for_as_long_as_the_provider_asks(
     )
 
 
-def test_a_crash_after_the_provider_accepted_never_sends_again(
+def test_a_failure_after_the_provider_accepted_is_looked_up_not_resent(
     aws: dict[str, str], hospital: HospitalConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock.fix(at_kst(2026, 11, 23, 10, 0))
     provider = ScriptedProvider()
+    original = records.finish
 
     def crash(*args: Any, **kwargs: Any) -> bool:
-        raise ConnectionError("the function died before recording the send")
+        if args[1] == "sent":
+            raise ConnectionError("the table failed after the provider accepted")
+        return original(*args, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(records, "finish", crash)
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RetryLater):  # handed back, waiting out its own lease
             process(aftercare(), hospital, lambda _: provider, no_secret)
     assert len(provider.sent) == 1
+    mid = message_id("demo", "touchpoint-1")
+    assert records.get(mid)["status"] == "calling"  # type: ignore[index]
 
     with pytest.raises(RetryLater):  # redelivered while the first sender's lease still runs
         process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=2)
     clock.fix(at_kst(2026, 11, 23, 10, 5))
     outcome = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=3)
-    assert (outcome.status, outcome.reason) == ("failed", "outcome_unknown")
+    assert (outcome.status, outcome.reason) == ("sent", "confirmed by the provider")
     assert len(provider.sent) == 1
+    assert provider.lookups == 1
+    events = [e["status"] for e in records.get(mid)["events"]]  # type: ignore[index]
+    assert events == ["calling", "uncertain", "sent"]
+
+
+def test_a_sender_that_died_before_the_call_is_resent_once_the_provider_says_no(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider()
+    mid = message_id("demo", "touchpoint-1")
+    # claimed for the call, then the function was killed before the request left
+    assert records.claim_calling(
+        mid, aftercare(), "demo", None, channel="alimtalk", provider="scripted"
+    )
+    clock.fix(at_kst(2026, 11, 23, 10, 5))
+    outcome = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=2)
+    assert outcome.status == "sent"
+    assert (provider.lookups, len(provider.sent)) == (1, 1)
+
+
+def test_an_uncertain_call_is_left_for_staff_when_the_provider_cannot_tell(
+    aws: dict[str, str], hospital: HospitalConfig
+) -> None:
+    clock.fix(at_kst(2026, 11, 23, 10, 0))
+    provider = ScriptedProvider(SendResult("uncertain", reason="provider_timeout"))
+    provider.lookup = lambda message, since: Lookup(found=None, reason="list_unavailable")  # type: ignore[method-assign]
+    with pytest.raises(RetryLater):
+        process(aftercare(), hospital, lambda _: provider, no_secret)
+    for attempt in range(2, 6):
+        with pytest.raises(RetryLater):
+            process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=attempt)
+    outcome = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=6)
+    assert outcome.status == "uncertain"
+    assert outcome.reason is not None and "left for staff" in outcome.reason
+    assert len(provider.sent) == 1  # never resent blindly
+    record = records.get(message_id("demo", "touchpoint-1"))
+    assert record is not None and record["status"] == "uncertain"
 
 
 def test_a_sent_message_is_never_sent_again(aws: dict[str, str], hospital: HospitalConfig) -> None:
@@ -323,9 +396,15 @@ def test_a_sent_message_is_never_sent_again(aws: dict[str, str], hospital: Hospi
 
 
 def test_the_send_rate_is_shared_and_held(aws: dict[str, str]) -> None:
-    clock.fix(datetime(2026, 11, 23, 1, 0, 0, 250_000, tzinfo=KST))
-    assert [records.take_send_slot("sandbox", 2) for _ in range(2)] == [0.0, 0.0]
-    assert records.take_send_slot("sandbox", 2) == pytest.approx(0.75)
+    clock.fix(datetime(2026, 11, 23, 1, 0, 1, 250_000, tzinfo=KST))
+    cap = ratelimit.capacity(2)  # 10 per 5-second window
+    first = ratelimit.reserve("sandbox", 7, 2, horizon_s=0)
+    second = ratelimit.reserve("sandbox", 7, 2, horizon_s=0)
+    assert (first.count, second.count) == (7, cap - 7)
+    assert second.retry_in_s == pytest.approx(3.75)
+    later = ratelimit.reserve("sandbox", 7, 2, horizon_s=10)
+    assert [s.count for s in later.slots] == [7]
+    assert later.slots[0].starts_at == clock.now().timestamp() + 3.75
 
 
 def test_a_throttled_table_fails_only_that_record(
@@ -333,9 +412,9 @@ def test_a_throttled_table_fails_only_that_record(
 ) -> None:
     clock.fix(at_kst(2026, 11, 23, 10, 0))
     enqueue([aftercare("ok"), aftercare("throttled")])
-    original = records.claim
+    original = records.claim_calling
 
-    def claim(mid: str, request: MessageRequest, hospital_id: str) -> Any:
+    def claim(mid: str, request: MessageRequest, *args: Any, **kwargs: Any) -> Any:
         if request.idempotency_key == "throttled":
             raise ClientError(
                 {
@@ -346,13 +425,13 @@ def test_a_throttled_table_fails_only_that_record(
                 },
                 "PutItem",
             )
-        return original(mid, request, hospital_id)
+        return original(mid, request, *args, **kwargs)
 
-    monkeypatch.setattr(records, "claim", claim)
+    monkeypatch.setattr(records, "claim_calling", claim)
     result = run_sender(aws, redeliver_now=True)
     assert len(result["batchItemFailures"]) == 1
     assert len(outbox.recent()) == 1
-    monkeypatch.setattr(records, "claim", original)
+    monkeypatch.setattr(records, "claim_calling", original)
     run_sender(aws)  # the failed record stayed on the queue and succeeds on redelivery
     assert len(outbox.recent()) == 2
 
@@ -375,8 +454,8 @@ def test_dead_letters_are_replayed_and_sent_once(
 
     clock.fix(at_kst(2026, 11, 23, 10, 0))
     sqs = boto3.client("sqs")
-    busy = ScriptedProvider(*[SendResult("retryable", reason="http_503")] * 5)
-    for attempt in range(1, 6):
+    busy = ScriptedProvider(*[SendResult("retryable", reason="http_503")] * 6)
+    for attempt in range(1, 7):
         with pytest.raises(RetryLater):
             process(aftercare(), hospital, lambda _: busy, no_secret, receive_count=attempt)
     # SQS parks the request in the DLQ after the fifth receive; so does a request nobody can read
@@ -403,7 +482,7 @@ def test_delivery_reports_move_records_and_stop_a_resend(
     aws: dict[str, str], hospital: HospitalConfig
 ) -> None:
     clock.fix(at_kst(2026, 11, 23, 10, 0))
-    provider = ScriptedProvider(SendResult("retryable", reason="provider_timeout"))
+    provider = ScriptedProvider(SendResult("uncertain", reason="provider_timeout"))
     with pytest.raises(RetryLater):
         process(aftercare(), hospital, lambda _: provider, no_secret)
     mid = message_id("demo", "touchpoint-1")

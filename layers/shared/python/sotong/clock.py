@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 _fixed: datetime | None = None
@@ -33,3 +34,14 @@ def iso(at: datetime) -> str:
 def parse(stamp: str) -> datetime:
     """A stored timestamp (`...Z` or with an offset) as an aware datetime."""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def sleep(seconds: float) -> None:
+    """Wait on this clock: a fixed clock moves on by `seconds` at once (tests, simulations)."""
+    global _fixed
+    if seconds <= 0:
+        return
+    if _fixed is not None:
+        _fixed = _fixed + timedelta(seconds=seconds)
+        return
+    time.sleep(seconds)

@@ -6,6 +6,7 @@ Domain repositories build on this; nothing else talks to DynamoDB directly.
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -167,7 +168,7 @@ def transact(actions: list[dict[str, Any]]) -> bool:
     if len(actions) == 1:
         return _single(actions[0])
     try:
-        dynamodb().transact_write_items(TransactItems=actions)
+        dynamodb().transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
         return True
     except Exception as error:
         if transaction_refused(error):
@@ -200,3 +201,23 @@ def _single(action: dict[str, Any]) -> bool:
         if conditional_failed(error):
             return False
         raise
+
+
+def batch_get(keys: list[dict[str, Any]], *, consistent: bool = False) -> list[dict[str, Any]]:
+    """BatchGetItem on the main table, 100 keys a request, unprocessed keys retried."""
+    found: list[dict[str, Any]] = []
+    name = table_name()
+    for start in range(0, len(keys), 100):
+        pending: dict[str, Any] = {
+            name: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}
+        }
+        for attempt in range(8):
+            response = dynamodb().batch_get_item(RequestItems=pending)
+            found += [from_item(i) for i in response.get("Responses", {}).get(name, [])]
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError("DynamoDB left keys unread after 8 attempts")
+    return found

@@ -13,8 +13,9 @@ from sotong.config.schema import Email, MessageChannel, Phone, Purpose
 Status = Literal[
     "queued",
     "held",
-    "sending",
+    "calling",
     "retry",
+    "uncertain",
     "sent",
     "delivered",
     "fallback_sent",

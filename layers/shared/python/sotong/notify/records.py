@@ -5,7 +5,7 @@ Layout (pk / sk):
   gsi1 `RCPT#<recipient_key>` (per recipient), gsi3 `REF#<kind>#<id>` (per complaint/recall),
   gsi2 `HELD#<UTC hour of release>` while held (sparse: removed on release).
 - `OPTOUT#<recipient_key>` / `<channel>|all`: an opt-out.
-- `RATE#<provider>` / `<epoch second>`: messages sent in that second (expires).
+- `RATE#<provider>` / `<window>`: send slots taken in that window (see `ratelimit`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from sotong.masking import mask_text
 from sotong.notify.model import DONE, MessageRequest, recipient_key
 
 LEASE = timedelta(seconds=90)
+"""How long a `calling` record is left alone: longer than the sender's function timeout."""
+OPT_OUT_CHANNELS = ("sms", "alimtalk", "email", "all")
 
 
 def _pk(message_id: str) -> str:
@@ -42,11 +44,9 @@ def get(message_id: str) -> dict[str, Any] | None:
     return store.from_item(item) if item else None
 
 
-def claim(message_id: str, request: MessageRequest, hospital_id: str) -> dict[str, Any] | None:
-    """Create the record as `sending` if it is new. Returns None when this call claimed it,
-    else the existing record (the caller decides from its status)."""
-    now = clock.now()
-    stamp = clock.iso(now)
+def _new_item(
+    message_id: str, request: MessageRequest, hospital_id: str, status: str, stamp: str
+) -> dict[str, Any]:
     recipient = request.recipient
     address = recipient.phone or recipient.email or ""
     rkey = recipient_key(hospital_id, address)
@@ -54,9 +54,8 @@ def claim(message_id: str, request: MessageRequest, hospital_id: str) -> dict[st
         "pk": _pk(message_id),
         "sk": "MSG",
         "message_id": message_id,
-        "status": "sending",
-        "lease_until": clock.iso(now + LEASE),
-        "attempts": 1,
+        "status": status,
+        "attempts": 0,
         "template_id": request.template_id,
         "purpose": request.purpose,
         "recipient_kind": recipient.kind,
@@ -64,7 +63,6 @@ def claim(message_id: str, request: MessageRequest, hospital_id: str) -> dict[st
         "refs": request.refs or None,
         "created_at": stamp,
         "updated_at": stamp,
-        "events": [_event("sending", None, stamp)],
         "gsi1pk": f"RCPT#{rkey}",
         "gsi1sk": f"{stamp}#{message_id}",
     }
@@ -72,17 +70,47 @@ def claim(message_id: str, request: MessageRequest, hospital_id: str) -> dict[st
         kind, ref = sorted(request.refs.items())[0]
         item["gsi3pk"] = f"REF#{kind}#{ref}"
         item["gsi3sk"] = f"{stamp}#{message_id}"
-    try:
-        store.dynamodb().put_item(
-            TableName=store.table_name(),
-            Item=store.to_item(item),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-        return None
-    except ClientError as error:
-        if not store.conditional_failed(error):
-            raise
-    return get(message_id) or {"status": "sending", "lease_until": clock.iso(now + LEASE)}
+    return item
+
+
+def get_many(message_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The records of these messages that exist (strongly consistent), by message id."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(message_ids), 100):
+        keys = [store.key(_pk(m), "MSG") for m in dict.fromkeys(message_ids[start : start + 100])]
+        for item in store.batch_get(keys, consistent=True):
+            found[str(item["message_id"])] = item
+    return found
+
+
+def opted_out_many(hospital_id: str, addresses: list[str]) -> dict[str, frozenset[str]]:
+    """Each address's opt-outs (`sms`, `alimtalk`, `email`, `all`), in batched reads."""
+    by_pk = {f"OPTOUT#{recipient_key(hospital_id, a)}": a for a in addresses}
+    keys = [store.key(p, channel) for p in by_pk for channel in OPT_OUT_CHANNELS]
+    channels: dict[str, set[str]] = {a: set() for a in addresses}
+    for item in store.batch_get(keys, consistent=True):
+        channels[by_pk[item["pk"]]].add(str(item["sk"]))
+    return {a: frozenset(c) for a, c in channels.items()}
+
+
+def create(
+    message_id: str,
+    request: MessageRequest,
+    hospital_id: str,
+    status: str,
+    reason: str | None = None,
+    /,
+    **sets: Any,
+) -> bool:
+    """Write a new record straight into `status` (False when one exists already)."""
+    stamp = clock.iso(clock.now())
+    item = _new_item(message_id, request, hospital_id, status, stamp)
+    item.update({k: v for k, v in sets.items() if v is not None})
+    item["reason"] = reason
+    item["events"] = [_event(status, reason, stamp)]
+    if status == "calling":
+        item["attempts"] = 1
+    return store.put_new(item)
 
 
 def _update(
@@ -133,15 +161,33 @@ def _update(
         raise
 
 
-def reclaim(message_id: str, from_status: str) -> bool:
-    """Take a `held` or `retry` record back to `sending` (only one sender wins)."""
+def claim_calling(
+    message_id: str,
+    request: MessageRequest,
+    hospital_id: str,
+    from_status: str | None,
+    *,
+    channel: str,
+    provider: str,
+) -> bool:
+    """Take the message for a provider call, just before making it: a new record, or one in
+    `from_status` (retry, held, uncertain the provider said it does not have). One sender wins."""
     now = clock.now()
+    sets = {
+        "lease_until": clock.iso(now + LEASE),
+        "called_at": clock.iso(now),
+        "channel": channel,
+        "provider": provider,
+    }
+    if from_status is None:
+        return create(message_id, request, hospital_id, "calling", None, **sets)
     stamp = clock.iso(now)
     return _update(
         message_id,
-        {"status": "sending", "lease_until": clock.iso(now + LEASE), "updated_at": stamp},
+        {"status": "calling", "updated_at": stamp, **sets},
         add={"attempts": 1},
-        append_event=_event("sending", None, stamp),
+        remove=("gsi2pk", "gsi2sk"),
+        append_event=_event("calling", None, stamp),
         condition="#status = :from_status",
         condition_values={"from_status": from_status},
     )
@@ -152,7 +198,7 @@ def finish(
     status: str,
     reason: str | None = None,
     *,
-    expect: str | None = "sending",
+    expect: str | None = "calling",
     channel: str | None = None,
     provider: str | None = None,
     provider_message_id: str | None = None,
@@ -171,13 +217,7 @@ def finish(
     sets.update({k: v for k, v in optional.items() if v is not None})
     remove: tuple[str, ...] = ("lease_until",)
     if held_until is not None:
-        release = clock.iso(held_until)
-        sets.update(
-            release_at=release,
-            gsi2pk=held_bucket(held_until),
-            gsi2sk=f"{release}#{message_id}",
-            request=held_request,
-        )
+        sets.update(hold_fields(message_id, held_until, held_request))
     else:
         remove += ("gsi2pk", "gsi2sk")
         if status in DONE:
@@ -190,6 +230,21 @@ def finish(
         condition="#status = :expect" if expect is not None else None,
         condition_values={"expect": expect} if expect is not None else None,
     )
+
+
+def hold_fields(
+    message_id: str, held_until: datetime, request: MessageRequest | dict[str, Any] | None
+) -> dict[str, Any]:
+    """What a held record carries: when it is released, on the sparse release index."""
+    release = clock.iso(held_until)
+    return {
+        "release_at": release,
+        "gsi2pk": held_bucket(held_until),
+        "gsi2sk": f"{release}#{message_id}",
+        "request": request.model_dump(mode="json")
+        if isinstance(request, MessageRequest)
+        else request,
+    }
 
 
 def due_held(until: datetime, since: datetime) -> list[dict[str, Any]]:
@@ -219,28 +274,6 @@ def record_opt_out(hospital_id: str, address: str, channel: str, source: str) ->
             }
         ),
     )
-
-
-def take_send_slot(provider: str, limit_per_second: float) -> float:
-    """Count this send in the provider's current one-second window, shared by every concurrent
-    sender. Returns 0 when the slot was taken, else the seconds to wait for the next window."""
-    now = clock.now().timestamp()
-    second = int(now)
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(f"RATE#{provider}", str(second)),
-            UpdateExpression="ADD sent :one SET expires_at = :exp",
-            ConditionExpression="attribute_not_exists(sent) OR sent < :limit",
-            ExpressionAttributeValues=store.values(
-                one=1, exp=second + 120, limit=max(1, int(limit_per_second))
-            ),
-        )
-        return 0.0
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return max(0.01, second + 1 - now)
-        raise
 
 
 def by_index(index: str, partition: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -285,8 +318,8 @@ def apply_report(
         sets,
         remove=("lease_until", "gsi2pk", "gsi2sk", "request"),
         append_event=_event(status, reason, stamp),
-        condition="#status IN (:s1, :s2, :s3)",
-        condition_values={"s1": "sent", "s2": "retry", "s3": "sending"},
+        condition="#status IN (:s1, :s2, :s3, :s4)",
+        condition_values={"s1": "sent", "s2": "retry", "s3": "calling", "s4": "uncertain"},
     )
 
 

@@ -1,24 +1,44 @@
-"""Processing one message request: claim it, apply the rules, send it once, record the outcome.
+"""Sending message requests in batches: the rules, the rate, one claim per message, one provider
+request per batch, and every outcome recorded.
 
-Never twice: the record is claimed with a conditional write before any provider call. A record
-already sent is never sent again; one whose sender died mid-call (lease expired while `sending`)
-is marked `failed: outcome_unknown` for a person to check, not resent.
+A message record (`MSG#<message id>`) moves through these states:
+
+    new ──rules──▶ held | suppressed | failed                      no provider call
+    new | retry | held (due) ──claim──▶ calling ──provider──▶ sent | failed | retry | uncertain
+    calling, lease expired (the sender died in the call) ──▶ uncertain
+    uncertain ──lookup──▶ sent        the provider has it
+                        ▶ calling     the provider says it has no such message: send again
+                        ▶ uncertain   it cannot tell: asked again later, then left for staff
+    sent ──delivery report──▶ delivered | fallback_sent | failed
+
+Nothing is claimed before the send slots are reserved and the provider and its secrets are at
+hand, so a failure before the call hands the request back untouched (`Handback`). `calling` is
+written just before the provider request: only an interrupted call can leave a message
+uncertain, and an uncertain message is sent again only when the provider says it lacks it.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Protocol
 
 from sotong import clock
 from sotong.config.schema import HospitalConfig
-from sotong.notify import records, rules
+from sotong.notify import ratelimit, records, rules
 from sotong.notify.model import DONE, MessageRequest, message_id
-from sotong.notify.providers.base import OutgoingMessage, Provider
+from sotong.notify.providers.base import Lookup, OutgoingMessage, Provider, SendResult
 
-MAX_RATE_WAIT_S = 5.0
+_log = logging.getLogger(__name__)
+RATE_HORIZON_S = 20.0
+"""How far ahead a sender reserves send slots; what does not fit goes back to the queue."""
+CALL_MARGIN_S = 10.0
+"""Remaining function time below which no new provider call starts."""
+LOOKUP_DELAY_S = 60.0
+"""First look for an uncertain message after this long (the provider's log lags)."""
 
 
 class RetryLater(Exception):
@@ -35,9 +55,27 @@ class Outcome:
     message_id: str
     status: str
     reason: str | None = None
+    retry_in_s: float | None = None
+    """Set when the request goes back to the queue for another try after this many seconds."""
+
+    @property
+    def handed_back(self) -> bool:
+        return self.retry_in_s is not None
 
 
-ProviderFor = Callable[[str], Provider]
+@dataclass(frozen=True)
+class Incoming:
+    """One queued request: `key` identifies it in the batch (the SQS message id)."""
+
+    key: str
+    request: MessageRequest
+    receives: int = 1
+
+
+class ProviderSet(Protocol):
+    def for_channel(self, channel: str) -> Provider: ...
+
+    def secret(self, name: str) -> str | None: ...
 
 
 def backoff_s(attempt: int) -> float:
@@ -45,117 +83,346 @@ def backoff_s(attempt: int) -> float:
     return float(min(900, 30 * 2 ** max(0, attempt - 1)))
 
 
-def _parse(stamp: str | None) -> datetime | None:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+@dataclass
+class _Job:
+    item: Incoming
+    mid: str
+    from_status: str | None
+    decision: rules.Decision
+    called_at: datetime | None = None
+    needs_lookup: bool = False
 
 
-def _resume(mid: str, existing: dict[str, object], now: datetime) -> Outcome | None:
-    """A record that exists already: None when this call took it over, else what it is."""
-    status = str(existing.get("status"))
-    if status in DONE:
-        return Outcome(mid, status, "duplicate request: already handled")
-    if status == "held":
-        release_at = _parse(str(existing.get("release_at") or "")) or now
-        if release_at > now:
-            return Outcome(mid, "held", "already held")
-        if records.reclaim(mid, "held"):
+@dataclass
+class BatchSender:
+    hospital: HospitalConfig
+    providers: ProviderSet
+    max_receives: int = 6
+    remaining_s: Callable[[], float] = lambda: 60.0
+    sleep: Callable[[float], None] = clock.sleep
+
+    def process(self, batch: Sequence[Incoming]) -> dict[str, Outcome]:
+        """Every request in `batch` ends with an outcome, final or handed back."""
+        now = clock.now()
+        hospital_id = self.hospital.hospital_id
+        out: dict[str, Outcome] = {}
+        unique: dict[str, Incoming] = {}
+        for item in batch:
+            mid = message_id(hospital_id, item.request.idempotency_key)
+            if mid in unique:
+                out[item.key] = Outcome(mid, "duplicate", "the same request twice in one batch")
+            else:
+                unique[mid] = item
+        existing = records.get_many(list(unique))
+        addresses = [_address(i.request) for i in unique.values()]
+        opted_out = records.opted_out_many(hospital_id, addresses)
+        jobs: list[_Job] = []
+        for mid, item in unique.items():
+            record = existing.get(mid)
+            early = self._early_outcome(mid, record, now)
+            if early is not None:
+                out[item.key] = early
+                continue
+            status = str(record["status"]) if record else None
+            refusals = opted_out[_address(item.request)]
+            decision = rules.decide(item.request, self.hospital, now, refusals)
+            job = _Job(item, mid, status, decision)
+            if status in ("calling", "uncertain") and record is not None:
+                job.needs_lookup = True
+                job.called_at = _stamp(record.get("called_at")) or _stamp(record.get("updated_at"))
+            jobs.append(job)
+        jobs = self._reconcile([j for j in jobs if j.needs_lookup], out) + [
+            j for j in jobs if not j.needs_lookup
+        ]
+        sending: list[_Job] = []
+        for job in jobs:
+            if job.decision.action == "send":
+                sending.append(job)
+            else:
+                out[job.item.key] = _isolated(job, partial(self._settle, job))
+        self._send(sending, out)
+        return out
+
+    # --- before any call ------------------------------------------------------------------------
+    def _early_outcome(
+        self, mid: str, record: dict[str, object] | None, now: datetime
+    ) -> Outcome | None:
+        """What an existing record says without asking anyone, or None to go on."""
+        if record is None:
             return None
-        raise RetryLater("held record taken by another sender", 30)
-    if status == "retry":
-        if records.reclaim(mid, "retry"):
+        status = str(record.get("status"))
+        if status in DONE:
+            return Outcome(mid, status, "duplicate request: already handled")
+        if status == "held":
+            release_at = _stamp(record.get("release_at"))
+            if release_at is not None and release_at > now:
+                return Outcome(mid, "held", "already held")
             return None
-        raise RetryLater("retry record taken by another sender", 30)
-    lease_until = _parse(str(existing.get("lease_until") or ""))
-    if lease_until is not None and lease_until > now:
-        raise RetryLater("another sender is sending this message", 60)
-    records.finish(
-        mid,
-        "failed",
-        "outcome_unknown: a sender stopped during the provider call; check before resending",
-    )
-    return Outcome(mid, "failed", "outcome_unknown")
+        if status == "calling":
+            lease = _stamp(record.get("lease_until"))
+            if lease is not None and lease > now:
+                wait = (lease - now).total_seconds() + 1
+                return Outcome(mid, "calling", "another sender is calling the provider", wait)
+        return None
+
+    def _reconcile(self, jobs: list[_Job], out: dict[str, Outcome]) -> list[_Job]:
+        """Ask the provider about messages whose call may have gone through; return the ones
+        it says it does not have (to be sent again)."""
+        again: list[_Job] = []
+        for job in jobs:
+            if job.from_status == "calling":  # its sender stopped in the call: one taker only
+                if not records.finish(
+                    job.mid,
+                    "uncertain",
+                    "uncertain: a sender stopped during the provider call",
+                    expect="calling",
+                ):
+                    out[job.item.key] = Outcome(job.mid, "busy", "another sender took it", 30.0)
+                    continue
+                job.from_status = "uncertain"
+            rendered = job.decision.rendered
+            channel = rendered.channel if rendered else (job.item.request.channel or "sms")
+            provider = self.providers.for_channel(channel)
+            since = job.called_at or clock.now()
+            try:
+                found = provider.lookup(self._outgoing(job, provider, secret=False), since)
+            except Exception as error:  # a lookup must never lose the message
+                found = Lookup(found=None, reason=f"lookup_error: {type(error).__name__}")
+            if found.found is True:
+                records.finish(
+                    job.mid,
+                    "delivered" if found.status == "delivered" else "sent",
+                    "confirmed by the provider after an uncertain call",
+                    expect=job.from_status,
+                    provider=provider.name,
+                    provider_message_id=found.provider_message_id,
+                )
+                out[job.item.key] = Outcome(job.mid, "sent", "confirmed by the provider")
+            elif found.found is False:
+                again.append(job)
+            else:
+                out[job.item.key] = self._still_uncertain(job, found.reason)
+        return again
+
+    def _still_uncertain(self, job: _Job, reason: str | None) -> Outcome:
+        why = "uncertain: the provider could not say whether it has the message"
+        if reason:
+            why += f" ({reason})"
+        if job.item.receives >= self.max_receives:
+            return Outcome(job.mid, "uncertain", why + "; left for staff to check")
+        return Outcome(job.mid, "uncertain", why, backoff_s(job.item.receives) + LOOKUP_DELAY_S)
+
+    def _settle(self, job: _Job) -> Outcome:
+        """A request the rules answer without a provider call: failed, suppressed or held."""
+        decision = job.decision
+        status = {"fail": "failed", "suppress": "suppressed", "hold": "held"}[decision.action]
+        held_until = decision.release_at if decision.action == "hold" else None
+        request = job.item.request
+        if job.from_status is None:
+            fields = records.hold_fields(job.mid, held_until, request) if held_until else {}
+            written = records.create(
+                job.mid, request, self.hospital.hospital_id, status, decision.reason, **fields
+            )
+        else:
+            written = records.finish(
+                job.mid,
+                status,
+                decision.reason,
+                expect=job.from_status,
+                held_until=held_until,
+                held_request=request.model_dump(mode="json") if held_until else None,
+            )
+        if not written:  # another sender moved it meanwhile: let the next delivery look again
+            return Outcome(job.mid, "busy", "the record changed meanwhile", 30.0)
+        return Outcome(job.mid, status, decision.reason)
+
+    # --- sending --------------------------------------------------------------------------------
+    def _send(self, jobs: list[_Job], out: dict[str, Outcome]) -> None:
+        groups: dict[str, tuple[Provider, list[_Job]]] = {}
+        for job in jobs:
+            assert job.decision.rendered is not None
+            provider = self.providers.for_channel(job.decision.rendered.channel)
+            groups.setdefault(provider.name, (provider, []))[1].append(job)
+        for provider, group in groups.values():
+            self._send_group(provider, group, out)
+
+    def _send_group(self, provider: Provider, jobs: list[_Job], out: dict[str, Outcome]) -> None:
+        horizon = min(RATE_HORIZON_S, self.remaining_s() - CALL_MARGIN_S)
+        if horizon <= 0:
+            self._hand_back(jobs, out, "function time nearly up", 1.0)
+            return
+        try:
+            reservation = ratelimit.reserve(
+                provider.name, len(jobs), self.hospital.sender.rate_per_second, horizon_s=horizon
+            )
+            messages = [self._outgoing(job, provider, secret=True) for job in jobs]
+        except Exception as error:  # nothing claimed yet: the request comes back untouched
+            self._hand_back(jobs, out, f"not sent: {type(error).__name__} before the call", 30.0)
+            return
+        queue = list(zip(jobs, messages, strict=True))
+        for slot in reservation.slots:
+            chunk, queue = queue[: slot.count], queue[slot.count :]
+            wait = slot.starts_at - clock.now().timestamp()
+            if wait > 0:
+                self.sleep(wait)
+            if self.remaining_s() < CALL_MARGIN_S:
+                queue = chunk + queue
+                break
+            for start in range(0, len(chunk), max(1, provider.max_batch)):
+                self._call(provider, chunk[start : start + provider.max_batch], out)
+        if queue:
+            self._hand_back(
+                [job for job, _ in queue], out, "send rate limit", max(1.0, reservation.retry_in_s)
+            )
+
+    def _call(
+        self,
+        provider: Provider,
+        chunk: list[tuple[_Job, OutgoingMessage]],
+        out: dict[str, Outcome],
+    ) -> None:
+        claimed: list[tuple[_Job, OutgoingMessage]] = []
+        for job, message in chunk:
+            try:
+                taken = records.claim_calling(
+                    job.mid,
+                    job.item.request,
+                    self.hospital.hospital_id,
+                    job.from_status,
+                    channel=message.channel,
+                    provider=provider.name,
+                )
+            except Exception as error:  # not claimed, so not called: safe to hand back
+                _log.warning("claim failed", extra={"message_id": job.mid, "error": repr(error)})
+                out[job.item.key] = Outcome(job.mid, "queued", "claim failed", 5.0)
+                continue
+            if taken:
+                claimed.append((job, message))
+            else:
+                out[job.item.key] = Outcome(job.mid, "busy", "another sender took it", 30.0)
+        if not claimed:
+            return
+        try:
+            results = provider.send_many([m for _, m in claimed])
+        except Exception as error:  # a provider must not raise; if it does, we cannot tell
+            reason = f"provider_error: {type(error).__name__}"
+            results = [SendResult(outcome="uncertain", reason=reason)] * len(claimed)
+        # a record write that fails after the call leaves the record `calling` until its lease
+        # ends; the next delivery then looks the message up instead of sending it again
+        after_lease = records.LEASE.total_seconds() + 1
+        for (job, message), result in zip(claimed, results, strict=True):
+            step = partial(self._record, job, message, provider, result)
+            out[job.item.key] = _isolated(job, step, after_lease)
+
+    def _record(
+        self, job: _Job, message: OutgoingMessage, provider: Provider, result: SendResult
+    ) -> Outcome:
+        mid = job.mid
+        if result.outcome == "accepted":
+            records.finish(
+                mid,
+                "sent",
+                result.reason,
+                channel=message.channel,
+                provider=provider.name,
+                provider_message_id=result.provider_message_id,
+            )
+            return Outcome(mid, "sent")
+        if result.outcome == "permanent":
+            records.finish(mid, "failed", result.reason, channel=message.channel)
+            return Outcome(mid, "failed", result.reason)
+        reason = result.reason or "provider_unavailable"
+        receives = job.item.receives
+        if result.outcome == "uncertain":
+            why = f"uncertain: {reason}; the provider may have it, so it is looked up first"
+            records.finish(mid, "uncertain", why)
+            if receives >= self.max_receives:
+                return Outcome(mid, "uncertain", why)
+            return Outcome(mid, "uncertain", why, LOOKUP_DELAY_S)
+        if receives >= self.max_receives:
+            records.finish(mid, "failed", f"retries_exhausted: {reason}")
+            return Outcome(mid, "failed", f"retries_exhausted: {reason}", 0.0)
+        records.finish(mid, "retry", reason)
+        return Outcome(mid, "retry", reason, result.retry_after_s or backoff_s(receives))
+
+    def _hand_back(
+        self, jobs: list[_Job], out: dict[str, Outcome], reason: str, delay_s: float
+    ) -> None:
+        for job in jobs:
+            out[job.item.key] = Outcome(job.mid, job.from_status or "queued", reason, delay_s)
+
+    def _outgoing(self, job: _Job, provider: Provider, *, secret: bool) -> OutgoingMessage:
+        request = job.item.request
+        rendered = job.decision.rendered
+        sender = self.hospital.sender
+        if rendered is None:  # a lookup of a message the rules would now refuse
+            return OutgoingMessage(
+                message_id=job.mid,
+                channel=request.channel or "sms",
+                text="",
+                sender_number=sender.sms_sender_number,
+                to_phone=request.recipient.phone,
+                to_email=request.recipient.email,
+            )
+        kakao = rendered.channel == "alimtalk"
+        return OutgoingMessage(
+            message_id=job.mid,
+            channel=rendered.channel,
+            text=rendered.text,
+            subject=rendered.subject,
+            sender_number=sender.sms_sender_number,
+            to_phone=request.recipient.phone,
+            to_email=request.recipient.email,
+            kakao_template_code=rendered.template.kakao_template_code,
+            kakao_sender_key=self.providers.secret("kakao_sender_key")
+            if kakao and secret
+            else None,
+            variables=dict(request.variables),
+            fallback_text=rendered.text if job.decision.sms_fallback else None,
+        )
+
+
+@dataclass(frozen=True)
+class _Adapter:
+    provider_for: Callable[[str], Provider]
+    secret_for: Callable[[str], str | None]
+
+    def for_channel(self, channel: str) -> Provider:
+        return self.provider_for(channel)
+
+    def secret(self, name: str) -> str | None:
+        return self.secret_for(name)
 
 
 def process(
     request: MessageRequest,
     hospital: HospitalConfig,
-    provider_for: ProviderFor,
+    provider_for: Callable[[str], Provider],
     secret: Callable[[str], str | None],
     *,
     receive_count: int = 1,
-    max_receives: int = 5,
+    max_receives: int = 6,
 ) -> Outcome:
-    now = clock.now()
-    mid = message_id(hospital.hospital_id, request.idempotency_key)
-    existing = records.claim(mid, request, hospital.hospital_id)
-    if existing is not None:
-        resumed = _resume(mid, existing, now)
-        if resumed is not None:
-            return resumed
-    address = request.recipient.phone or request.recipient.email or ""
-    opted_out = records.opted_out_channels(hospital.hospital_id, address)
-    decision = rules.decide(request, hospital, now, opted_out)
-    if decision.action in ("fail", "suppress"):
-        status = "failed" if decision.action == "fail" else "suppressed"
-        records.finish(mid, status, decision.reason)
-        return Outcome(mid, status, decision.reason)
-    rendered = decision.rendered
-    assert rendered is not None
-    if decision.action == "hold":
-        assert decision.release_at is not None
-        records.finish(
-            mid,
-            "held",
-            decision.reason,
-            held_until=decision.release_at,
-            held_request=request.model_dump(mode="json"),
-        )
-        return Outcome(mid, "held", decision.reason)
-
-    provider = provider_for(rendered.channel)
-    _wait_for_slot(provider.name, hospital.sender.rate_per_second)
-    sender = hospital.sender
-    template = rendered.template
-    message = OutgoingMessage(
-        message_id=mid,
-        channel=rendered.channel,
-        text=rendered.text,
-        subject=rendered.subject,
-        sender_number=sender.sms_sender_number,
-        to_phone=request.recipient.phone,
-        to_email=request.recipient.email,
-        kakao_template_code=template.kakao_template_code,
-        kakao_sender_key=secret("kakao_sender_key") if rendered.channel == "alimtalk" else None,
-        variables=dict(request.variables),
-        fallback_text=rendered.text if decision.sms_fallback else None,
-    )
-    result = provider.send(message)
-    if result.outcome == "accepted":
-        records.finish(
-            mid,
-            "sent",
-            channel=rendered.channel,
-            provider=provider.name,
-            provider_message_id=result.provider_message_id,
-        )
-        return Outcome(mid, "sent")
-    if result.outcome == "permanent":
-        records.finish(
-            mid, "failed", result.reason, channel=rendered.channel, provider=provider.name
-        )
-        return Outcome(mid, "failed", result.reason)
-    reason = result.reason or "provider_unavailable"
-    if receive_count >= max_receives:
-        records.finish(mid, "failed", f"retries_exhausted: {reason}", provider=provider.name)
-        raise RetryLater(f"retries_exhausted: {reason}", 0)
-    records.finish(mid, "retry", reason, provider=provider.name)
-    raise RetryLater(reason, result.retry_after_s or backoff_s(receive_count))
+    """One request on its own (tests, the CLI): raises `RetryLater` when it is handed back."""
+    sender = BatchSender(hospital, _Adapter(provider_for, secret), max_receives=max_receives)
+    outcome = sender.process([Incoming("one", request, receive_count)])["one"]
+    if outcome.retry_in_s is not None:
+        raise RetryLater(outcome.reason or outcome.status, outcome.retry_in_s)
+    return outcome
 
 
-def _wait_for_slot(provider: str, per_second: float) -> None:
-    waited = 0.0
-    while (wait := records.take_send_slot(provider, per_second)) > 0:
-        if waited + wait > MAX_RATE_WAIT_S:
-            raise RetryLater("send rate limit", 5)
-        time.sleep(wait)
-        waited += wait
+def _isolated(job: _Job, step: Callable[[], Outcome], retry_in_s: float = 5.0) -> Outcome:
+    """One message's storage failure (a throttled table) hands that message back alone."""
+    try:
+        return step()
+    except Exception as error:
+        _log.warning("record write failed", extra={"message_id": job.mid, "error": repr(error)})
+        return Outcome(job.mid, job.from_status or "queued", "record write failed", retry_in_s)
+
+
+def _address(request: MessageRequest) -> str:
+    return request.recipient.phone or request.recipient.email or ""
+
+
+def _stamp(value: object) -> datetime | None:
+    return clock.parse(str(value)) if value else None

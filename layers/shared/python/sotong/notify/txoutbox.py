@@ -76,7 +76,7 @@ def actions(hospital_id: str, requests: Iterable[MessageRequest]) -> list[dict[s
 
 def write(hospital_id: str, requests: Sequence[MessageRequest]) -> int:
     """Outbox items with no state change of their own (a release of held messages)."""
-    entries = [item(hospital_id, r) for r in requests]
+    entries = list({e["pk"]: e for e in (item(hospital_id, r) for r in requests)}.values())
     for start in range(0, len(entries), 25):
         _batch_write(
             [{"PutRequest": {"Item": store.to_item(e)}} for e in entries[start : start + 25]]
