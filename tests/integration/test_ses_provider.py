@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -113,7 +125,7 @@ def test_client_errors_map_to_outcomes(code: str, status: int, outcome: str, rea
     assert (result.outcome, result.reason) == (outcome, reason)
 
 
-def test_connection_errors_are_retryable() -> None:
+def test_connection_refused_is_retryable() -> None:
     client = boto3.client(
         "sesv2",
         region_name=REGION,
@@ -124,6 +136,94 @@ def test_connection_errors_are_retryable() -> None:
     )
     result = SesEmailProvider(SENDER, client=client).send(email())
     assert (result.outcome, result.reason) == ("retryable", "provider_unreachable")
+
+
+@contextmanager
+def tcp_server(behaviour: str) -> Iterator[str]:
+    """A local endpoint that takes the request, then hangs ("hang") or hangs up ("close")."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    done = threading.Event()
+    taken: list[socket.socket] = []
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            taken.append(connection)
+            connection.recv(65536)  # the request reached the "server"
+            if behaviour == "close":
+                connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(timeout=2)
+        for connection in taken:
+            connection.close()
+        listener.close()
+
+
+def client_for(endpoint: str) -> Any:
+    return boto3.client(
+        "sesv2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=0.5, read_timeout=0.3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [("hang", "provider_timeout"), ("close", "provider_connection_lost")],
+)
+def test_a_request_that_left_without_an_answer_is_uncertain(behaviour: str, reason: str) -> None:
+    """SES may have sent it: never `provider_unreachable`, never resent blindly."""
+    with tcp_server(behaviour) as endpoint:
+        result = SesEmailProvider(SENDER, client=client_for(endpoint)).send(email())
+    assert (result.outcome, result.reason) == ("uncertain", reason)
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome", "reason"),
+    [
+        (EndpointConnectionError(endpoint_url="https://x"), "retryable", "provider_unreachable"),
+        (ConnectTimeoutError(endpoint_url="https://x"), "retryable", "provider_unreachable"),
+        (ReadTimeoutError(endpoint_url="https://x"), "uncertain", "provider_timeout"),
+        (ConnectionClosedError(endpoint_url="https://x"), "uncertain", "provider_connection_lost"),
+        (NoCredentialsError(), "retryable", "ses_client_error"),
+        (ParamValidationError(report="bad"), "permanent", "invalid_message"),
+    ],
+)
+def test_botocore_errors_map_by_whether_the_request_left(
+    error: Exception, outcome: str, reason: str
+) -> None:
+    class Failing:
+        def send_email(self, **_: Any) -> Any:
+            raise error
+
+    result = SesEmailProvider(SENDER, client=Failing()).send(email())  # type: ignore[arg-type]
+    assert (result.outcome, result.reason) == (outcome, reason)
+
+
+def test_send_many_loops_and_lookup_cannot_tell(moto_ses: Any) -> None:
+    moto_ses.create_email_identity(EmailIdentity="hospital.example")
+    provider = SesEmailProvider(SENDER, client=moto_ses)
+    assert provider.max_batch == 1
+    results = provider.send_many([email("m-1"), email("m-2", to_email=None), email("m-3")])
+    assert [r.outcome for r in results] == ["accepted", "permanent", "accepted"]
+    assert results[0].provider_message_id != results[2].provider_message_id
+    found = provider.lookup(email("m-1"), datetime.now(UTC))
+    assert (found.found, found.reason) == (None, "ses_has_no_lookup")
 
 
 @pytest.mark.parametrize(

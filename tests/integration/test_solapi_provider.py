@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,10 +18,16 @@ from sotong.notify.providers.solapi import (
     verify_webhook,
 )
 from tests.fakes.solapi_server import (
+    Behaviour,
     FakeSolapi,
     accept,
+    accept_then_drop,
+    accept_then_error,
+    accept_then_hang,
+    drop,
     fail,
     fallback,
+    garbage,
     hang,
     http_error,
     rate_limited,
@@ -96,7 +103,7 @@ def test_alimtalk_is_accepted_with_signed_request_and_solapi_body(
     assert message["kakaoOptions"]["templateId"] == "TPL_D1"
     assert message["kakaoOptions"]["variables"]["#{name}"] == "김환자"
     assert message["kakaoOptions"]["disableSms"] is False
-    assert fake.sends_for("msg-ata-1") == 1
+    assert fake.accepted_copies("msg-ata-1") == 1
 
 
 def test_text_that_differs_from_the_template_is_permanent(
@@ -105,7 +112,7 @@ def test_text_that_differs_from_the_template_is_permanent(
     fake.register_template(PF_ID, "TPL_D1", TEMPLATE)
     result = solapi.send(alimtalk(text="(광고) 임플란트 할인 이벤트!"))
     assert (result.outcome, result.reason) == ("permanent", "template_mismatch")
-    assert fake.sends_for("msg-ata-1") == 0
+    assert fake.accepted_copies("msg-ata-1") == 0
 
 
 def test_scripted_template_mismatch_is_permanent(fake: FakeSolapi, solapi: SolapiProvider) -> None:
@@ -162,35 +169,115 @@ def test_429_is_retryable_with_retry_after(
         "rate_limited",
         expected,
     )
-    assert fake.sends_for("msg-ata-1") == 0
+    assert fake.accepted_copies("msg-ata-1") == 0
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_5xx_is_retryable_and_the_resend_goes_once(
+def test_5xx_is_uncertain_and_a_lookup_clears_the_resend(
     fake: FakeSolapi, solapi: SolapiProvider, status: int
 ) -> None:
     fake.script(server_error(status))
+    before = datetime.now(UTC)
     first = solapi.send(alimtalk())
-    assert (first.outcome, first.reason) == ("retryable", f"provider_http_{status}")
+    assert (first.outcome, first.reason) == ("uncertain", f"provider_http_{status}")
+    assert solapi.lookup(alimtalk(), before).found is False  # this 5xx came before intake
     assert solapi.send(alimtalk()).outcome == "accepted"
-    assert fake.sends_for("msg-ata-1") == 1
+    assert fake.accepted_copies("msg-ata-1") == 1
 
 
-def test_timeout_is_retryable_and_may_already_be_accepted(
+def test_accepted_then_5xx_is_found_by_lookup(fake: FakeSolapi, solapi: SolapiProvider) -> None:
+    fake.script(accept_then_error(502))
+    before = datetime.now(UTC)
+    result = solapi.send(alimtalk())
+    assert (result.outcome, result.reason) == ("uncertain", "provider_http_502")
+    assert fake.accepted_copies("msg-ata-1") == 1
+    found = solapi.lookup(alimtalk(), before)
+    assert (found.found, found.status) == (True, "accepted")
+
+
+def test_accepted_but_answered_too_late_is_uncertain_and_found(
     fake: FakeSolapi, solapi: SolapiProvider
 ) -> None:
+    """The duplicate-prone case: Solapi has the message, we only saw a read timeout."""
+    fake.script(accept_then_hang(1.0))
+    before = datetime.now(UTC)
+    started = time.monotonic()
+    result = solapi.send(alimtalk())
+    assert time.monotonic() - started < 0.8
+    assert (result.outcome, result.reason) == ("uncertain", "provider_timeout")
+    assert fake.accepted_copies("msg-ata-1") == 1
+    found = solapi.lookup(alimtalk(), before)
+    [copy] = fake.accepted
+    assert (found.found, found.provider_message_id, found.status) == (
+        True,
+        copy.provider_message_id,
+        "accepted",
+    )
+    assert fake.accepted_copies("msg-ata-1") == 1  # looking never sends
+
+
+def test_a_timeout_before_intake_may_still_be_taken_later(
+    fake: FakeSolapi, solapi: SolapiProvider
+) -> None:
+    """Solapi may take the message after we gave up: a lookup made too early says False."""
+    fake.script(hang(0.8, then=accept()))
+    before = datetime.now(UTC)
+    result = solapi.send(alimtalk())
+    assert (result.outcome, result.reason) == ("uncertain", "provider_timeout")
+    assert solapi.lookup(alimtalk(), before).found is False
+    deadline = time.monotonic() + 3
+    while fake.accepted_copies("msg-ata-1") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.accepted_copies("msg-ata-1") == 1
+    assert solapi.lookup(alimtalk(), before).found is True
+
+
+def test_accepted_then_dropped_is_uncertain_and_found(
+    fake: FakeSolapi, solapi: SolapiProvider
+) -> None:
+    fake.script(accept_then_drop())
+    before = datetime.now(UTC)
+    result = solapi.send(alimtalk())
+    assert (result.outcome, result.reason) == ("uncertain", "provider_connection_lost")
+    assert fake.accepted_copies("msg-ata-1") == 1
+    assert solapi.lookup(alimtalk(), before).found is True
+
+
+def test_dropped_before_intake_is_uncertain_and_not_found(
+    fake: FakeSolapi, solapi: SolapiProvider
+) -> None:
+    fake.script(drop())
+    before = datetime.now(UTC)
+    result = solapi.send(alimtalk())
+    assert (result.outcome, result.reason) == ("uncertain", "provider_connection_lost")
+    assert fake.accepted_copies("msg-ata-1") == 0
+    assert solapi.lookup(alimtalk(), before).found is False
+    assert solapi.send(alimtalk()).outcome == "accepted"
+    assert fake.accepted_copies("msg-ata-1") == 1
+
+
+def test_refused_connections_are_retryable_and_lookup_cannot_tell(
+    fake: FakeSolapi, solapi: SolapiProvider
+) -> None:
+    assert solapi.send(sms("연결 확인", "msg-warm")).outcome == "accepted"  # a pooled connection
+    before = datetime.now(UTC)
+    with fake.offline():
+        result = solapi.send(alimtalk())
+        assert (result.outcome, result.reason) == ("retryable", "provider_unreachable")
+        found = solapi.lookup(alimtalk(), before)
+        assert (found.found, found.reason) == (None, "lookup_provider_unreachable")
+    assert fake.accepted_copies("msg-ata-1") == 0
+    assert solapi.send(alimtalk()).outcome == "accepted"
+    assert fake.accepted_copies("msg-ata-1") == 1
+
+
+def test_a_timeout_is_uncertain_and_quick(fake: FakeSolapi, solapi: SolapiProvider) -> None:
     fake.script(hang(0.8, then=accept()))
     started = time.monotonic()
     result = solapi.send(alimtalk())
     elapsed = time.monotonic() - started
-    assert (result.outcome, result.reason) == ("retryable", "provider_timeout")
+    assert (result.outcome, result.reason) == ("uncertain", "provider_timeout")
     assert elapsed < 0.7
-    # Solapi may still take the message after we gave up: why the reason says "timeout", not
-    # "unreachable", and why a resend should first look for the report of this attempt.
-    deadline = time.monotonic() + 2
-    while fake.sends_for("msg-ata-1") == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert fake.sends_for("msg-ata-1") == 1
 
 
 def test_unreachable_provider_is_retryable() -> None:
@@ -200,6 +287,105 @@ def test_unreachable_provider_is_retryable() -> None:
     solapi = SolapiProvider("k", "s", base_url=f"http://127.0.0.1:{port}", timeout_s=TIMEOUT_S)
     result = solapi.send(alimtalk())
     assert (result.outcome, result.reason) == ("retryable", "provider_unreachable")
+
+
+def test_500_messages_go_in_one_request_with_per_message_results(
+    fake: FakeSolapi, solapi: SolapiProvider
+) -> None:
+    fake.register_template(PF_ID, "TPL_D1", TEMPLATE)
+    messages = [
+        sms(f"{i}번째 안내입니다.", f"msg-{i:03d}", to_phone=f"010-7{i:03d}-{i:04d}")
+        for i in range(500)
+    ]
+    messages[10] = alimtalk("msg-010", to_phone="010-7010-0010")  # matches the template
+    messages[20] = alimtalk("msg-020", to_phone="010-7020-0020", text="(광고) 할인!")  # 1043
+    messages[30] = sms("중복", "msg-030", to_phone="010-7000-0000")  # same number as msg-000
+    fake.script(fail("1030", "잔액 부족", only={"msg-100", "msg-200"}))
+    results = solapi.send_many(messages)
+    assert len(fake.send_requests()) == 1
+    assert len(fake.send_requests()[0].body["messages"]) == 499  # msg-030 held back
+    by_id = {m.message_id: r for m, r in zip(messages, results, strict=True)}
+    assert (by_id["msg-020"].outcome, by_id["msg-020"].reason) == ("permanent", "template_mismatch")
+    assert (by_id["msg-100"].outcome, by_id["msg-100"].reason) == (
+        "permanent",
+        "insufficient_balance",
+    )
+    assert by_id["msg-200"].reason == "insufficient_balance"
+    assert (by_id["msg-030"].outcome, by_id["msg-030"].reason) == (
+        "retryable",
+        "duplicate_recipient",
+    )
+    refused = {"msg-020", "msg-100", "msg-200", "msg-030"}
+    ids = {a.our_id: a.provider_message_id for a in fake.accepted}
+    for message_id, result in by_id.items():
+        if message_id in refused:
+            assert fake.accepted_copies(message_id) == 0
+            continue
+        assert result.outcome == "accepted", message_id
+        assert result.provider_message_id == ids[message_id]
+        assert fake.accepted_copies(message_id) == 1
+    assert fake.accepted_total() == 496
+
+
+def test_lookup_pages_through_solapis_message_list(fake: FakeSolapi) -> None:
+    paged = SolapiProvider(
+        fake.api_key,
+        fake.api_secret,
+        base_url=fake.base_url,
+        timeout_s=TIMEOUT_S,
+        lookup_page_size=2,
+        lookup_max_pages=5,
+    )
+    before = datetime.now(UTC)
+    for i in range(7):  # the same number: one request each
+        assert paged.send(sms(f"{i}번 안내", f"msg-page-{i}")).outcome == "accepted"
+    paged.send(sms("다른 분", "msg-other", to_phone="010-9999-0000"))
+    fake.set_status("msg-page-0", "4000")
+    found = paged.lookup(sms("0번 안내", "msg-page-0"), before)  # the oldest: the last page
+    assert (found.found, found.status) == (True, "delivered")
+    pages = fake.list_requests()
+    assert len(pages) == 4
+    assert {r.query["to"] for r in pages} == {"01022223333"}
+    assert [r.query.get("startKey") is None for r in pages] == [True, False, False, False]
+    assert paged.lookup(sms("없음", "msg-never-sent"), before).found is False
+    short = SolapiProvider(
+        fake.api_key,
+        fake.api_secret,
+        base_url=fake.base_url,
+        timeout_s=TIMEOUT_S,
+        lookup_page_size=2,
+        lookup_max_pages=3,
+    )
+    assert short.lookup(sms("0번 안내", "msg-page-0"), before).found is None
+
+
+def test_lookup_window_excludes_earlier_sends(fake: FakeSolapi, solapi: SolapiProvider) -> None:
+    solapi.send(alimtalk())
+    later = datetime.now(UTC) + timedelta(minutes=2)  # the fake's clock is the real one
+    fake.accepted[0].accepted_at -= timedelta(minutes=10)
+    assert solapi.lookup(alimtalk(), later - timedelta(minutes=2)).found is False
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        (server_error(500), "lookup_http_500"),
+        (rate_limited("1"), "lookup_rate_limited"),
+        (http_error(400, "ValidationError"), "lookup_http_400"),
+        (hang(1.0), "lookup_provider_timeout"),
+        (drop(), "lookup_provider_connection_lost"),
+        (garbage(), "lookup_unparsed_response"),
+    ],
+)
+def test_a_failing_message_list_means_lookup_cannot_tell(
+    fake: FakeSolapi, solapi: SolapiProvider, behaviour: Behaviour, reason: str
+) -> None:
+    before = datetime.now(UTC)
+    solapi.send(alimtalk())
+    fake.script_list(behaviour)
+    found = solapi.lookup(alimtalk(), before)
+    assert (found.found, found.reason) == (None, reason)
+    assert solapi.lookup(alimtalk(), before).found is True  # the next query works again
 
 
 @pytest.mark.parametrize(
@@ -216,7 +402,7 @@ def test_bad_credentials_are_permanent(
     assert (result.outcome, result.reason) == ("permanent", "provider_auth")
     [request] = fake.requests
     assert request.status == 403
-    assert fake.sends_for("msg-ata-1") == 0
+    assert fake.accepted_copies("msg-ata-1") == 0
     assert fake.check_authorization(request.headers["Authorization"]) == (403, code)
 
 
@@ -280,3 +466,19 @@ def test_inbound_reply_body(fake: FakeSolapi) -> None:
         "sms",
     )
     assert reply.received_at is not None
+
+
+def test_lookup_and_batch_failures_log_nothing_personal(
+    fake: FakeSolapi, solapi: SolapiProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = datetime.now(UTC)
+    fake.script(accept_then_drop())
+    fake.script_list(server_error(500))
+    with caplog.at_level("DEBUG"):
+        solapi.send_many([alimtalk(), sms("검사 결과가 나왔습니다.", "msg-sms-9")])
+        solapi.lookup(alimtalk(), before)  # fails: logged
+        solapi.lookup(alimtalk(), before)  # urllib3 logs the request line at DEBUG
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "list-old" in logged  # urllib3's own line is there, with the number masked
+    for personal in ("01012345678", "01022223333", "1234-5678", "2222-3333", "김환자", "검사 결과"):
+        assert personal not in logged

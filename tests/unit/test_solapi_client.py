@@ -189,7 +189,8 @@ def test_one_post_with_json_body_and_no_client_side_retries() -> None:
     [
         (Response(429, b"{}", {"retry-after": "7"}), "retryable", "rate_limited", 7.0),
         (Response(429, b""), "retryable", "rate_limited", 1.0),
-        (Response(502, b"<html>bad gateway</html>"), "retryable", "provider_http_502", None),
+        (Response(502, b"<html>bad gateway</html>"), "uncertain", "provider_http_502", None),
+        (Response(500, b'{"errorCode":"InternalError"}'), "uncertain", "provider_http_500", None),
         (
             Response(403, b'{"errorCode":"SignatureDoesNotMatch"}'),
             "permanent",
@@ -241,18 +242,38 @@ def test_group_id_stands_in_when_message_list_is_missing() -> None:
     assert solapi.send(alimtalk()).provider_message_id == "group:G4V123"
 
 
-@pytest.mark.parametrize(
-    ("error", "reason"),
-    [
-        (ConnectionRefusedError(), "provider_unreachable"),
-        (TimeoutError(), "provider_timeout"),
-        (ConnectionResetError(), "provider_connection_lost"),
-    ],
-)
-def test_network_errors_are_retryable(error: Exception, reason: str) -> None:
+def _urllib3_errors() -> list[tuple[Exception, str, str]]:
+    from urllib3 import exceptions as u3
+
+    pool: Any = None
+    return [
+        (ConnectionRefusedError(), "retryable", "provider_unreachable"),
+        (u3.NewConnectionError(pool, "refused"), "retryable", "provider_unreachable"),
+        (
+            u3.NameResolutionError("solapi.test", pool, OSError()),
+            "retryable",
+            "provider_unreachable",
+        ),
+        (u3.ConnectTimeoutError(pool, "connect timed out"), "retryable", "provider_unreachable"),
+        (TimeoutError(), "uncertain", "provider_timeout"),
+        (u3.ReadTimeoutError(pool, "/", "read timed out"), "uncertain", "provider_timeout"),
+        (ConnectionResetError(), "uncertain", "provider_connection_lost"),
+        (
+            u3.ProtocolError("Connection aborted.", OSError()),
+            "uncertain",
+            "provider_connection_lost",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("error", "outcome", "reason"), _urllib3_errors())
+def test_network_errors_split_unreachable_from_uncertain(
+    error: Exception, outcome: str, reason: str
+) -> None:
+    """Only a request that surely never reached Solapi may be resent without a lookup."""
     solapi, _ = provider(error)
     result = solapi.send(alimtalk())
-    assert (result.outcome, result.reason) == ("retryable", reason)
+    assert (result.outcome, result.reason) == (outcome, reason)
 
 
 def test_kakao_status_reasons() -> None:

@@ -180,5 +180,46 @@ def test_inbound_reply() -> None:
             received_at=datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC),
             channel="sms",
             provider_message_id="M4VIN",
+            event_id="E",
         )
     ]
+
+
+def test_inbound_keeps_the_ids_deduplication_needs() -> None:
+    """Solapi retries a webhook with the same eventDataId; the message id is the primary key."""
+    body = [
+        {"eventDataId": "E9", "retryCount": 2, "data": {"from": "01012345678", "text": "네"}},
+        {"eventDataId": "E8", "data": {"messageId": "M4V8", "from": "01012345678", "text": "네"}},
+    ]
+    first, second = parse_inbound(json.dumps(body).encode())
+    assert (first.provider_message_id, first.event_id) == (None, "E9")
+    assert (second.provider_message_id, second.event_id) == ("M4V8", "E8")
+
+
+def test_a_report_shaped_like_the_sdks_single_report_model() -> None:
+    """Every field of `SingleReportData` (solapi 5.0.3 model/webhook/single_report.py)."""
+    data = {
+        "messageId": "M4V2",
+        "groupId": "G4V2",
+        "type": "LMS",
+        "to": "01012345678",
+        "from": "0212345678",
+        "statusCode": "4000",
+        "statusMessage": "정상 수신",
+        "dateProcessed": "2026-01-01T00:00:01.000Z",
+        "dateReported": "2026-01-01T00:00:02.000Z",
+        "dateReceived": "2026-01-01T00:00:02.000Z",
+        "networkCode": "10001",
+        "kakaoOptions": {"pfId": "KA01PF", "templateId": "TPL", "disableSms": False},
+        "rcsOptions": None,
+        "naverOptions": None,
+        "customFields": {"sotongMessageId": "msg-002"},
+    }
+    [report] = reports({"eventDataId": "E", "retryCount": 0, "data": data})
+    # No `replacement` in the Python model: a text type with an AlimTalk template is the
+    # substitute of that AlimTalk.
+    assert (report.message_id, report.status, report.channel) == (
+        "msg-002",
+        "fallback_sent",
+        "sms",
+    )

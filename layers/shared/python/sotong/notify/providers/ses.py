@@ -8,14 +8,24 @@ SES tag values may only hold ASCII letters, digits, `_` and `-` (at most 256 cha
 message id that fits goes in tag `sotong_message_id` as is; any other goes hex-encoded (UTF-8) in
 tag `sotong_message_id_hex`. `parse_ses_events` reads both.
 
-Error mapping of `send` (botocore `ClientError` codes):
-- retryable: `TooManyRequestsException`, `Throttling`, `ThrottlingException`,
-  `LimitExceededException` (a sending quota that resets), `ServiceUnavailable`,
-  `InternalFailure`, any HTTP 5xx, and connection errors/timeouts (botocore retries are off:
-  the notification pipeline owns retries, so an ambiguous timeout is not resent twice);
+Error mapping of `send` (botocore retries are off: the notification pipeline owns retries, so
+an ambiguous failure is never resent behind its back):
+- retryable (SES surely has not sent it): `TooManyRequestsException`, `Throttling`,
+  `ThrottlingException`, `LimitExceededException` (a sending quota that resets),
+  `ServiceUnavailable`, `InternalFailure` and any HTTP 5xx (AWS's own SDK retries those for
+  every operation), and failures to connect (`EndpointConnectionError`, `ConnectTimeoutError`,
+  proxy and TLS-handshake errors: `provider_unreachable`); other client-side botocore errors
+  (no credentials, no region) are `retryable ses_client_error`, nothing having left;
+- uncertain (the request left, no answer came back: SES may have sent it): a read timeout
+  (`provider_timeout`) or a connection dropped while waiting for the answer
+  (`provider_connection_lost`). SES has no way to look a message up by our tag afterwards, so
+  `lookup` answers `found=None, reason="ses_has_no_lookup"` and the sender decides;
 - permanent: `MessageRejected`, `MailFromDomainNotVerifiedException`,
   `AccountSuspendedException`, `SendingPausedException`, `NotFoundException` (configuration set),
-  `BadRequestException` and every other 4xx, with the code (snake-cased) as the reason.
+  `BadRequestException` and every other 4xx, with the code (snake-cased) as the reason; a
+  request botocore refuses to build (`ParamValidationError`) is `permanent invalid_message`.
+
+`send_many` sends one e-mail per SES call (`max_batch` is 1; longer lists are looped).
 
 Nothing here logs an address, subject or body.
 """
@@ -25,11 +35,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sotong.masking import mask
-from sotong.notify.providers.base import DeliveryReport, OutgoingMessage, SendResult
+from sotong.notify.providers.base import DeliveryReport, Lookup, OutgoingMessage, SendResult
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -84,6 +95,7 @@ class SesEmailProvider:
     """`Provider` for e-mail over SES v2; never raises for SES's answers, only maps them."""
 
     name = "ses"
+    max_batch = 1
 
     def __init__(
         self,
@@ -138,10 +150,36 @@ class SesEmailProvider:
             response = self._client().send_email(**request)
         except ClientError as exc:
             return _map_client_error(message.message_id, exc)
-        except BotoCoreError as exc:  # connection refused, timeouts, DNS
-            _warn("network_error", message.message_id, error=type(exc).__name__)
-            return SendResult(outcome="retryable", reason="provider_unreachable")
+        except BotoCoreError as exc:  # connection refused, timeouts, DNS, dropped connections
+            result = _map_transport_error(exc)
+            _warn(
+                "network_error", message.message_id, reason=result.reason, error=type(exc).__name__
+            )
+            return result
         return SendResult(outcome="accepted", provider_message_id=response.get("MessageId"))
+
+    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """One SES call per message (SES v2 `SendEmail` takes one), in order."""
+        return [self.send(message) for message in messages]
+
+    def lookup(self, message: OutgoingMessage, sent_after: datetime) -> Lookup:
+        """SES cannot be asked whether it sent an e-mail (events arrive only by push)."""
+        return Lookup(found=None, reason="ses_has_no_lookup")
+
+
+def _map_transport_error(exc: Exception) -> SendResult:
+    """Did the request leave? Connect failures surely not; a timeout or drop afterwards maybe."""
+    from botocore import exceptions as bc
+
+    if isinstance(exc, bc.ConnectionError):  # endpoint, connect timeout, proxy, TLS handshake
+        return SendResult(outcome="retryable", reason="provider_unreachable")
+    if isinstance(exc, bc.ReadTimeoutError):
+        return SendResult(outcome="uncertain", reason="provider_timeout")
+    if isinstance(exc, bc.HTTPClientError | bc.IncompleteReadError):
+        return SendResult(outcome="uncertain", reason="provider_connection_lost")
+    if isinstance(exc, bc.ParamValidationError):
+        return SendResult(outcome="permanent", reason="invalid_message")
+    return SendResult(outcome="retryable", reason="ses_client_error")  # nothing was sent
 
 
 def _map_client_error(message_id: str, exc: ClientError) -> SendResult:

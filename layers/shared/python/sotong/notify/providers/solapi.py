@@ -7,26 +7,44 @@ What Solapi publishes, and this module follows
   `Authorization: HMAC-SHA256 apiKey=<key>, date=<ISO 8601>, salt=<random>, signature=<hex>`
   where the signature is HMAC-SHA256 over `date + salt` keyed with the API secret, the salt is a
   random 12–64 byte string, the date may be at most 15 minutes off Solapi's clock, and a signature
-  may not be reused within 15 minutes. Failures are HTTP 403 with `errorCode` `InvalidAPIKey`,
-  `SignatureDoesNotMatch`, `RequestTimeTooSkewed` or `DuplicatedSignature`.
-- Sending: `POST /messages/v4/send-many/detail` (what Solapi's own Python and Node SDKs call),
-  body `{"messages": [...], "allowDuplicates": false, "showMessageList": true}`; each message has
-  `to`, `from` (digits only), `text`, `type` (`SMS`, `LMS`, `MMS`, `ATA`, `CTA`), `subject`
-  (not for SMS), `kakaoOptions {pfId, templateId, variables {"#{name}": value}, disableSms}` and
-  `customFields` (keys ≤ 30 chars, values ≤ 100 chars). The answer is
-  `{"groupInfo": {...}, "failedMessageList": [{messageId, statusCode, statusMessage, ...}],
-  "messageList": [{messageId, statusCode, statusMessage, customFields}]}`. Request-level errors
-  are 4xx/5xx with `{"errorCode", "errorMessage"}`.
+  may not be reused within 15 minutes (so every request, each page of a lookup too, signs anew).
+  Failures are HTTP 403 with `errorCode` `InvalidAPIKey`, `SignatureDoesNotMatch`,
+  `RequestTimeTooSkewed` or `DuplicatedSignature`.
+- Sending (the official Python SDK `solapi` 5.0.3, `services/message_service.py` `send`):
+  `POST /messages/v4/send-many/detail` with `{"messages": [...], "allowDuplicates": false,
+  "showMessageList": true}` (`model/request/send_message_request.py`). Each message
+  (`model/request/message.py`) has `to`, `from` (digits only), `text`, `type` (`SMS`, `LMS`,
+  `MMS`, `ATA`, `CTA`, ...; optional: Solapi detects it when absent, `autoTypeDetect`),
+  `subject` (not for SMS), `kakaoOptions {pfId, templateId, variables {"#{name}": value},
+  disableSms}` (`model/kakao/kakao_option.py`) and `customFields` (keys ≤ 30 chars, values ≤ 100
+  chars). The answer (`model/response/send_message_response.py`) is `{"groupInfo": {...}
+  (GroupMessageResponse in `model/response/common_response.py`), "failedMessageList": [{to,
+  from, type, statusMessage, country, messageId, statusCode, accountId, customFields}],
+  "messageList": [{messageId, statusCode, statusMessage, customFields}]}`. Neither list is
+  documented to follow the request's order, so entries are matched back to our messages by
+  `customFields.sotongMessageId` only (a request of one message needs no match). Request-level
+  errors are 4xx/5xx with `{"errorCode", "errorMessage"}` (`lib/fetcher.py`).
+- Message list (SDK `get_messages`, `model/request/messages/get_messages.py` and
+  `model/response/messages/get_messages.py`): `GET /messages/v4/list-old` with query `to`,
+  `from`, `type`, `statusCode`, `messageId`, `groupId`, `dateType` (`CREATED`/`UPDATED`),
+  `startDate`, `endDate`, `limit` (SDK default 20) and `startKey`; the answer is
+  `{"startKey", "nextKey", "limit", "messageList": {<messageId>: {messageId, groupId, to, from,
+  type, statusCode, customFields, kakaoOptions, dateCreated, dateUpdated, ...}}}` — an object
+  keyed by message id, not a list; `nextKey` null on the last page, and the next page is asked
+  for with `startKey=<nextKey>`. `lookup` uses it.
 - Message status codes (`api-reference/message-status-codes.md`): 1xxx refused at intake, 2000
   accepted, 2xxx refused inside Solapi, 3000 handed to the carrier, 3xxx failed at the carrier
   or at Kakao (3103 text does not match the template, 3104 not a KakaoTalk user, 3105 template
   not registered, 3107 not used KakaoTalk for 72 h or blocked AlimTalk), 4000 received.
   `_STATUS_REASONS` below is that table mapped to our reasons.
-- Delivery reports (Solapi's Python SDK `solapi/model/webhook/single_report.py`): the
-  `MessageReport` webhook POSTs a JSON list of `{eventDataId, retryCount, data: {messageId,
-  groupId, type, to, from, statusCode, statusMessage, dateProcessed, dateReported, dateReceived,
-  networkCode, kakaoOptions, customFields}}`. Stored messages also carry `replacement` (true when
-  the AlimTalk went out as its SMS/LMS substitute) — see the Node SDK's `storedMessage.ts`.
+- Delivery reports (SDK `model/webhook/single_report.py`): the `MessageReport` webhook POSTs a
+  JSON list of `{eventDataId, retryCount, data: {messageId, groupId, type, to, from, statusCode,
+  statusMessage, dateProcessed, dateReported, dateReceived, networkCode, kakaoOptions,
+  rcsOptions, naverOptions, customFields}}`. Group events (`model/webhook/group_report.py`,
+  `data` a GroupMessageResponse without `messageId`) are skipped. Stored messages also carry
+  `replacement` (true when the AlimTalk went out as its SMS/LMS substitute; the message list
+  and the Node SDK's `storedMessage.ts` have it, the Python report model does not), so a text
+  type with an AlimTalk template in `kakaoOptions` counts as a substitute too.
 
 What Solapi does not publish, and what we chose
 -----------------------------------------------
@@ -37,30 +55,44 @@ What Solapi does not publish, and what we chose
   wrong signature, or a timestamp more than 5 minutes away, is rejected. Confirm the scheme with
   Solapi before switching a hospital to live webhooks; only `verify_webhook`/`sign_webhook`
   change if it differs.
-- **Idempotency.** Solapi documents no idempotency key. `allowDuplicates: false` only refuses a
-  repeated recipient inside one request. So we put our message id in
-  `customFields.sotongMessageId` (it comes back in reports and in Solapi's message log), send
-  one message per request, and tell apart a failure where the request never reached Solapi
-  (`provider_unreachable`, safe to resend) from one where it may have been accepted
-  (`provider_timeout`, `provider_connection_lost`): a resend after those can duplicate the text,
-  and the sender should look for the report of the first attempt before resending.
+- **Idempotency.** Solapi documents no idempotency key, and `allowDuplicates: false` only refuses
+  a repeated recipient inside one request. So every message carries our id in
+  `customFields.sotongMessageId` (echoed in the send answer, in reports and in the message
+  list); `send_many` tells apart a failure where the request surely did not reach Solapi
+  (`retryable`: connection refused, 429, Solapi's own 1024/2024) from one where it may have
+  been accepted (`uncertain`: read timeout, dropped connection, 5xx). An `uncertain` message is
+  never resent blindly: the sender calls `lookup`, which searches Solapi's message list for our
+  id, and resends only on `found=False`. Two messages to one number in one batch would trip
+  `allowDuplicates`, so the later one is held back locally as `retryable duplicate_recipient`
+  (not sent), and a repeated message id in one batch is sent once, every copy getting its answer.
 - **A separate fallback text.** Solapi's substitution (`disableSms: false`) re-sends the AlimTalk
   `text` as SMS/LMS; the published request has no field for different fallback wording. We turn
   substitution on when `fallback_text` is set and off when it is None; different wording is not
   sent (logged, without the text).
-- **Inbound messages.** No inbound (MO) webhook is in the published v4 reference. `parse_inbound`
-  reads the same envelope as reports (`[{eventDataId, data: {messageId, from, to, text, type,
-  dateReceived}}]`); treat it as provisional until Solapi confirms the shape.
+- **Inbound messages.** No inbound (MO) webhook is in the published v4 reference or the SDK's
+  `model/webhook/*`. `parse_inbound` reads the same envelope as reports (`[{eventDataId, data:
+  {messageId, from, to, text, type, dateReceived}}]`) and keeps `messageId` (and `eventDataId`,
+  stable across webhook retries) for de-duplication; treat it as provisional until Solapi
+  confirms the shape.
 
-Error mapping of `send`: connection refused/DNS → retryable `provider_unreachable`; read timeout →
-retryable `provider_timeout`; connection dropped → retryable `provider_connection_lost`; 5xx →
-retryable `provider_http_<status>`; 429 → retryable `rate_limited` with `Retry-After` (default 1 s);
-401/403 → permanent `provider_auth` (ops must fix the key; logged with Solapi's code); other 4xx →
-permanent with Solapi's `errorCode`; a message in `failedMessageList` → its mapped reason,
-retryable only for Solapi's own server errors (1024, 2024).
+Error mapping of `send_many` (`send` is `send_many([message])[0]`):
+- the whole request: connection refused, DNS failure or connect timeout → every message
+  `retryable provider_unreachable`; read timeout → `uncertain provider_timeout`; connection
+  dropped → `uncertain provider_connection_lost`; 5xx → `uncertain provider_http_<status>`;
+  429 → `retryable rate_limited` with `Retry-After` (default 1 s); 403 `DuplicatedSignature` →
+  `retryable duplicated_signature`; other 401/403 → `permanent provider_auth` (ops must fix the
+  key; logged with Solapi's code); other 4xx → `permanent` with Solapi's `errorCode`; a 2xx that
+  is not JSON → `accepted unparsed_response`.
+- one message of a 2xx answer: in `messageList` → `accepted` with Solapi's message id; in
+  `failedMessageList` → its mapped reason, `retryable` only when Solapi surely dropped it and a
+  resend is safe (1024, 2024 server errors; 1026 duplicate recipient), else `permanent`; in
+  neither → `accepted unparsed_response` (Solapi took the request: never resent).
+- refused before any request by `build_message` → `permanent` with the reason.
 
-Nothing here logs a phone number or message text. The HTTP client (urllib3, already loaded with
-botocore) is imported on the first send, not at import, to keep Lambda cold starts short.
+Nothing here logs a phone number or message text (a lookup's URL carries the recipient's
+number, so urllib3's DEBUG request lines are masked too). The HTTP client (urllib3, already
+loaded with botocore) is imported on the first request, not at import, to keep Lambda cold
+starts short.
 """
 
 from __future__ import annotations
@@ -71,23 +103,38 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
 
-from sotong.masking import mask
-from sotong.notify.providers.base import DeliveryReport, OutgoingMessage, SendResult, sms_kind
+from sotong.masking import mask, mask_text
+from sotong.notify.providers.base import (
+    DeliveryReport,
+    Lookup,
+    OutgoingMessage,
+    SendResult,
+    sms_kind,
+)
 from sotong.phone import national_format, normalize_korean_phone
 
 DEFAULT_BASE_URL = "https://api.solapi.com"
 SEND_PATH = "/messages/v4/send-many/detail"
+LIST_PATH = "/messages/v4/list-old"
 CUSTOM_FIELD_MESSAGE_ID = "sotongMessageId"
 SIGNATURE_HEADER = "X-Solapi-Signature"
 TIMESTAMP_HEADER = "X-Solapi-Timestamp"
 WEBHOOK_TOLERANCE_S = 300
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_RETRY_AFTER_S = 3600.0
+MAX_BATCH = 500
+"""Messages per send-many request (Solapi takes up to 10,000; 500 keeps a request small)."""
+LOOKUP_PAGE_SIZE = 20
+"""The SDK's default `limit` (Solapi publishes no maximum)."""
+LOOKUP_MAX_PAGES = 5
+LOOKUP_MARGIN = timedelta(minutes=1)
+"""Widens the lookup window on both sides, for the clocks of Solapi and us to differ a little."""
 
 _log = logging.getLogger("sotong.notify.solapi")
 
@@ -176,7 +223,9 @@ _STATUS_REASONS: dict[str, str] = {
     "3107": "kakao_blocked_or_inactive",
     "3108": "outside_send_hours",
 }
-_TRANSIENT_STATUS = frozenset({"1024", "2024"})
+_RESEND_SAFE_STATUS = frozenset({"1024", "2024", "1026"})
+"""Refused at intake in a way that leaves nothing sent: Solapi's own server errors and a
+recipient repeated inside one request."""
 _PENDING_STATUS = frozenset({"2000", "3000"})
 _DELIVERED_STATUS = "4000"
 _TEXT_TYPES = frozenset({"SMS", "LMS", "MMS"})
@@ -202,14 +251,14 @@ class HttpResponse(Protocol):
 
 
 class HttpClient(Protocol):
-    """What `send` needs from an HTTP client; `urllib3.PoolManager` fits."""
+    """What the provider needs from an HTTP client; `urllib3.PoolManager` fits."""
 
     def request(
         self,
         method: str,
         url: str,
         *,
-        body: bytes,
+        body: bytes | None,
         headers: Mapping[str, str],
         timeout: Any,
         retries: Any,
@@ -254,23 +303,27 @@ def _variables(variables: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def build_message(message: OutgoingMessage) -> dict[str, Any]:
-    """The Solapi message object for one of ours; raises `_InvalidMessage` for what can't go."""
+def _recipient(message: OutgoingMessage) -> str:
     if message.channel == "email":
         raise _InvalidMessage("unsupported_channel")
     if not message.to_phone:
         raise _InvalidMessage("invalid_recipient")
     try:
-        to = _national_digits(message.to_phone)
+        return _national_digits(message.to_phone)
     except ValueError:
         raise _InvalidMessage("invalid_recipient") from None
+
+
+def build_message(message: OutgoingMessage) -> dict[str, Any]:
+    """The Solapi message object for one of ours; raises `_InvalidMessage` for what can't go."""
+    to = _recipient(message)
     try:
         sender = _national_digits(message.sender_number)
     except ValueError:
         raise _InvalidMessage("invalid_sender") from None
     if not message.text:
         raise _InvalidMessage("invalid_message")
-    if len(message.message_id) > 100:
+    if not message.message_id or len(message.message_id) > 100:
         raise _InvalidMessage("invalid_message")
     body: dict[str, Any] = {
         "to": to,
@@ -298,18 +351,24 @@ def build_message(message: OutgoingMessage) -> dict[str, Any]:
     return body
 
 
-def build_payload(message: OutgoingMessage) -> dict[str, Any]:
-    """The whole `send-many/detail` body: one message, duplicates refused, ids returned."""
-    return {"messages": [build_message(message)], "allowDuplicates": False, "showMessageList": True}
+def _payload(bodies: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"messages": list(bodies), "allowDuplicates": False, "showMessageList": True}
+
+
+def build_payload(*messages: OutgoingMessage) -> dict[str, Any]:
+    """The whole `send-many/detail` body: the messages, duplicates refused, ids returned."""
+    return _payload([build_message(m) for m in messages])
 
 
 # --------------------------------------------------------------------------- provider
 
 
 class SolapiProvider:
-    """`Provider` over Solapi. One message per request; never raises for Solapi's answers."""
+    """`Provider` over Solapi: up to `max_batch` messages per request; never raises for
+    Solapi's answers."""
 
     name = "solapi"
+    max_batch = MAX_BATCH
 
     def __init__(
         self,
@@ -318,19 +377,26 @@ class SolapiProvider:
         base_url: str = DEFAULT_BASE_URL,
         timeout_s: float = 5,
         http: HttpClient | None = None,
+        *,
+        lookup_page_size: int = LOOKUP_PAGE_SIZE,
+        lookup_max_pages: int = LOOKUP_MAX_PAGES,
     ) -> None:
         if not api_key or not api_secret:
             raise ValueError("Solapi needs an API key and secret")
         self._api_key = api_key
         self._api_secret = api_secret
-        self._url = base_url.rstrip("/") + SEND_PATH
+        self._base_url = base_url.rstrip("/")
+        self._url = self._base_url + SEND_PATH
         self._timeout_s = float(timeout_s)
         self._http = http
+        self._lookup_page_size = max(1, int(lookup_page_size))
+        self._lookup_max_pages = max(1, int(lookup_max_pages))
 
     def _client(self) -> HttpClient:
         if self._http is None:
             import urllib3
 
+            _mask_urllib3_debug_log()
             self._http = urllib3.PoolManager(num_pools=2, maxsize=4)
         return self._http
 
@@ -339,35 +405,174 @@ class SolapiProvider:
 
         return urllib3.Timeout(total=self._timeout_s)
 
-    def send(self, message: OutgoingMessage) -> SendResult:
-        try:
-            payload = build_payload(message)
-        except _InvalidMessage as exc:
-            _warn("refused_locally", message.message_id, reason=exc.reason)
-            return SendResult(outcome="permanent", reason=exc.reason)
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    def _request(self, method: str, url: str, body: bytes | None = None) -> HttpResponse:
+        """One signed request, no client-side retries; transport errors propagate."""
         headers = {
             "Authorization": authorization_header(self._api_key, self._api_secret),
-            "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
         }
+        if body is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        return self._client().request(
+            method,
+            url,
+            body=body,
+            headers=headers,
+            timeout=self._timeout(),
+            retries=False,
+            redirect=False,
+        )
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        return self.send_many([message])[0]
+
+    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """All of `messages` in one `send-many/detail` request; one result each, in order."""
+        if len(messages) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} messages per request, not {len(messages)}")
+        results: list[SendResult | None] = [None] * len(messages)
+        first: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []
+        sent: dict[str, int] = {}
+        bodies: list[dict[str, Any]] = []
+        recipients: set[str] = set()
+        for index, message in enumerate(messages):
+            if message.message_id in first:  # the same message twice: it goes once
+                repeats.append((index, first[message.message_id]))
+                continue
+            first[message.message_id] = index
+            try:
+                body = build_message(message)
+            except _InvalidMessage as exc:
+                _warn("refused_locally", message.message_id, reason=exc.reason)
+                results[index] = SendResult(outcome="permanent", reason=exc.reason)
+                continue
+            if body["to"] in recipients:  # allowDuplicates would refuse it: next batch
+                _warn("duplicate_recipient_held_back", message.message_id)
+                results[index] = SendResult(outcome="retryable", reason="duplicate_recipient")
+                continue
+            recipients.add(body["to"])
+            sent[message.message_id] = index
+            bodies.append(body)
+        if bodies:
+            for message_id, result in self._submit(bodies, list(sent)).items():
+                results[sent[message_id]] = result
+        for index, original in repeats:
+            results[index] = results[original]
+        return [r or SendResult(outcome="uncertain", reason="unmapped") for r in results]
+
+    def _submit(
+        self, bodies: Sequence[dict[str, Any]], message_ids: Sequence[str]
+    ) -> dict[str, SendResult]:
+        data = json.dumps(_payload(bodies), ensure_ascii=False, separators=(",", ":"))
         from urllib3.exceptions import HTTPError as TransportError
 
         try:
-            response = self._client().request(
-                "POST",
-                self._url,
-                body=body,
-                headers=headers,
-                timeout=self._timeout(),
-                retries=False,
-                redirect=False,
-            )
+            response = self._request("POST", self._url, data.encode("utf-8"))
         except (TransportError, OSError) as exc:
-            reason = _network_reason(exc)
-            _warn("network_error", message.message_id, reason=reason, error=type(exc).__name__)
-            return SendResult(outcome="retryable", reason=reason)
-        return _map_response(message.message_id, response.status, response.headers, response.data)
+            result = _network_result(exc)
+            _warn_batch(
+                "network_error", message_ids, reason=result.reason, error=type(exc).__name__
+            )
+            return dict.fromkeys(message_ids, result)
+        return _map_response(message_ids, response.status, response.headers, response.data)
+
+    def lookup(self, message: OutgoingMessage, sent_after: datetime) -> Lookup:
+        """Search Solapi's message list (by recipient, created from `sent_after` minus a minute
+        until now) for our message id, page by page up to `lookup_max_pages` pages.
+
+        `found=False` only when every page was read and none has it; `found=None` on any
+        transport, HTTP or parse failure, or when the pages ran out first.
+        """
+        try:
+            to = _recipient(message)
+        except _InvalidMessage as exc:  # Solapi could never have taken it
+            return Lookup(found=False, reason=exc.reason)
+        now = datetime.now(UTC)
+        after = sent_after if sent_after.tzinfo else sent_after.replace(tzinfo=UTC)
+        start = min(after.astimezone(UTC), now) - LOOKUP_MARGIN
+        query = {
+            "to": to,
+            "dateType": "CREATED",
+            "startDate": _iso(start),
+            "endDate": _iso(now + LOOKUP_MARGIN),
+            "limit": str(self._lookup_page_size),
+        }
+        from urllib3.exceptions import HTTPError as TransportError
+
+        start_key: str | None = None
+        for _ in range(self._lookup_max_pages):
+            params = {**query, "startKey": start_key} if start_key else query
+            url = f"{self._base_url}{LIST_PATH}?{urlencode(params)}"
+            try:
+                response = self._request("GET", url)
+            except (TransportError, OSError) as exc:
+                reason = _network_reason(exc)
+                _warn("lookup_network_error", message.message_id, reason=reason)
+                return Lookup(found=None, reason=f"lookup_{reason}")
+            if not 200 <= response.status < 300:
+                reason = "rate_limited" if response.status == 429 else f"http_{response.status}"
+                _warn("lookup_failed", message.message_id, http_status=response.status)
+                return Lookup(found=None, reason=f"lookup_{reason}")
+            parsed = _json(response.data)
+            listed = parsed.get("messageList") if isinstance(parsed, dict) else None
+            if not isinstance(listed, dict):
+                _warn("lookup_unparsed_response", message.message_id)
+                return Lookup(found=None, reason="lookup_unparsed_response")
+            for key, entry in listed.items():
+                if isinstance(entry, dict) and _our_id(entry) == message.message_id:
+                    return _found(_str(entry.get("messageId")) or str(key), entry)
+            assert isinstance(parsed, dict)
+            next_key = _str(parsed.get("nextKey"))
+            if next_key is None:
+                return Lookup(found=False)
+            if next_key == start_key:
+                _warn("lookup_paging_stuck", message.message_id)
+                return Lookup(found=None, reason="lookup_paging_stuck")
+            start_key = next_key
+        _warn("lookup_incomplete", message.message_id, pages=self._lookup_max_pages)
+        return Lookup(found=None, reason="lookup_incomplete")
+
+
+class _MaskPersonalData(logging.Filter):
+    """urllib3 logs each request line at DEBUG; a lookup's query holds the recipient's number."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_text(record.getMessage()), None
+        return True
+
+
+_URLLIB3_LOG_FILTER = _MaskPersonalData()
+
+
+def _mask_urllib3_debug_log() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if _URLLIB3_LOG_FILTER not in logger.filters:
+        logger.addFilter(_URLLIB3_LOG_FILTER)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _our_id(entry: Mapping[str, Any]) -> str | None:
+    custom = entry.get("customFields")
+    return _str(custom.get(CUSTOM_FIELD_MESSAGE_ID)) if isinstance(custom, dict) else None
+
+
+def _found(provider_id: str, entry: Mapping[str, Any]) -> Lookup:
+    """A message Solapi has, with its status code read as ours."""
+    code = str(entry.get("statusCode") or "")
+    if code == _DELIVERED_STATUS:
+        return Lookup(found=True, provider_message_id=provider_id, status="delivered")
+    if code in _PENDING_STATUS or not code.isdigit():  # e.g. "TEST1000", or not yet set
+        return Lookup(found=True, provider_message_id=provider_id, status="accepted")
+    return Lookup(
+        found=True,
+        provider_message_id=provider_id,
+        status="failed",
+        reason=reason_for_status(code),
+    )
 
 
 def _network_reason(exc: BaseException) -> str:
@@ -379,6 +584,13 @@ def _network_reason(exc: BaseException) -> str:
     if isinstance(exc, u3.ReadTimeoutError | TimeoutError):
         return "provider_timeout"
     return "provider_connection_lost"
+
+
+def _network_result(exc: BaseException) -> SendResult:
+    reason = _network_reason(exc)
+    if reason == "provider_unreachable":
+        return SendResult(outcome="retryable", reason=reason)
+    return SendResult(outcome="uncertain", reason=reason)
 
 
 def _json(data: bytes) -> Any:
@@ -418,16 +630,19 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-def _map_response(
-    message_id: str, status: int, headers: Mapping[str, str], data: bytes
-) -> SendResult:
+def _request_failure(
+    message_ids: Sequence[str], status: int, headers: Mapping[str, str], data: bytes
+) -> SendResult | None:
+    """The one result every message gets when the whole request failed; None for a 2xx."""
+    if 200 <= status < 300:
+        return None
     if status == 429:
         retry_after = parse_retry_after(_header(headers, "Retry-After"))
-        _warn("rate_limited", message_id, retry_after_s=retry_after)
+        _warn_batch("rate_limited", message_ids, retry_after_s=retry_after)
         return SendResult(outcome="retryable", reason="rate_limited", retry_after_s=retry_after)
-    if status >= 500:
-        _warn("provider_http_error", message_id, http_status=status)
-        return SendResult(outcome="retryable", reason=f"provider_http_{status}")
+    if status >= 500:  # Solapi may have taken the request before failing
+        _warn_batch("provider_http_error", message_ids, http_status=status)
+        return SendResult(outcome="uncertain", reason=f"provider_http_{status}")
     parsed = _json(data)
     error_code = parsed.get("errorCode") if isinstance(parsed, dict) else None
     if status in (401, 403):
@@ -435,39 +650,94 @@ def _map_response(
             return SendResult(outcome="retryable", reason="duplicated_signature")
         _log.error(
             "solapi rejected our credentials",
-            extra=mask({"message_id": message_id, "http_status": status, "code": error_code}),
+            extra=mask(
+                {
+                    "message_count": len(message_ids),
+                    "first_message_id": message_ids[0] if message_ids else None,
+                    "http_status": status,
+                    "code": error_code,
+                }
+            ),
         )
         return SendResult(outcome="permanent", reason="provider_auth")
-    if not 200 <= status < 300:
-        reason = str(error_code) if error_code else f"provider_http_{status}"
-        _warn("provider_refused", message_id, http_status=status, code=reason)
-        return SendResult(outcome="permanent", reason=reason)
+    reason = str(error_code) if error_code else f"provider_http_{status}"
+    _warn_batch("provider_refused", message_ids, http_status=status, code=reason)
+    return SendResult(outcome="permanent", reason=reason)
+
+
+def _refused(entry: Mapping[str, Any], code: str) -> SendResult:
+    reason = reason_for_status(code) if code else "provider_refused"
+    outcome: Literal["retryable", "permanent"] = (
+        "retryable" if code in _RESEND_SAFE_STATUS else "permanent"
+    )
+    return SendResult(
+        outcome=outcome, provider_message_id=_str(entry.get("messageId")), reason=reason
+    )
+
+
+def _map_response(
+    message_ids: Sequence[str], status: int, headers: Mapping[str, str], data: bytes
+) -> dict[str, SendResult]:
+    """Solapi's answer to one send-many request -> a result for each of `message_ids`."""
+    whole = _request_failure(message_ids, status, headers, data)
+    if whole is not None:
+        return dict.fromkeys(message_ids, whole)
+    parsed = _json(data)
     if not isinstance(parsed, dict):
-        # A 2xx means Solapi took the request; resending could duplicate the message.
-        _warn("unparsed_response", message_id, http_status=status)
-        return SendResult(outcome="accepted", reason="unparsed_response")
-    failed = parsed.get("failedMessageList") or []
-    if isinstance(failed, list) and failed:
-        entry = failed[0] if isinstance(failed[0], dict) else {}
-        code = str(entry.get("statusCode") or "")
-        reason = reason_for_status(code) if code else "provider_refused"
-        outcome: Literal["retryable", "permanent"] = (
-            "retryable" if code in _TRANSIENT_STATUS else "permanent"
+        # A 2xx means Solapi took the request; resending could duplicate the messages.
+        _warn_batch("unparsed_response", message_ids, http_status=status)
+        return dict.fromkeys(
+            message_ids, SendResult(outcome="accepted", reason="unparsed_response")
         )
-        _warn("message_refused", message_id, code=code, reason=reason)
-        return SendResult(
-            outcome=outcome, provider_message_id=_str(entry.get("messageId")), reason=reason
-        )
-    provider_id: str | None = None
+    wanted = set(message_ids)
+    only = message_ids[0] if len(message_ids) == 1 else None
+
+    def owner(entry: Any) -> str | None:
+        if not isinstance(entry, dict):
+            return None
+        ours = _our_id(entry)
+        if ours is None:
+            return only  # a request of one message: whatever comes back is about it
+        return ours if ours in wanted else None
+
+    results: dict[str, SendResult] = {}
     listed = parsed.get("messageList")
-    if isinstance(listed, list) and listed and isinstance(listed[0], dict):
-        provider_id = _str(listed[0].get("messageId"))
-    if provider_id is None:
+    for entry in listed if isinstance(listed, list) else []:
+        message_id = owner(entry)
+        if message_id is None:
+            continue
+        code = str(entry.get("statusCode") or "")
+        if not code or code in _PENDING_STATUS or code == _DELIVERED_STATUS:
+            results[message_id] = SendResult(
+                outcome="accepted", provider_message_id=_str(entry.get("messageId"))
+            )
+        else:
+            results[message_id] = _refused(entry, code)
+    failed = parsed.get("failedMessageList")
+    for entry in failed if isinstance(failed, list) else []:
+        message_id = owner(entry)
+        if message_id is None:
+            continue
+        known = results.get(message_id)
+        if known is not None and known.outcome == "accepted":
+            continue  # listed as taken: never treat it as refused
+        code = str(entry.get("statusCode") or "")
+        results[message_id] = _refused(entry, code)
+        _warn("message_refused", message_id, code=code, reason=results[message_id].reason)
+    missing = [m for m in message_ids if m not in results]
+    if missing:
         group = parsed.get("groupInfo")
-        if isinstance(group, dict):
-            group_id = _str(group.get("groupId") or group.get("_id"))
-            provider_id = f"group:{group_id}" if group_id else None
-    return SendResult(outcome="accepted", provider_message_id=provider_id)
+        group_id = (
+            _str(group.get("groupId") or group.get("_id")) if isinstance(group, dict) else None
+        )
+        _warn_batch("unparsed_response", missing, http_status=status)
+        unparsed = SendResult(
+            outcome="accepted",
+            provider_message_id=f"group:{group_id}" if group_id else None,
+            reason="unparsed_response",
+        )
+        results.update(dict.fromkeys(missing, unparsed))
+    return results
 
 
 def _str(value: Any) -> str | None:
@@ -476,6 +746,16 @@ def _str(value: Any) -> str | None:
 
 def _warn(event: str, message_id: str, **fields: Any) -> None:
     _log.warning("solapi %s", event, extra=mask({"message_id": message_id, **fields}))
+
+
+def _warn_batch(event: str, message_ids: Sequence[str], **fields: Any) -> None:
+    """One log line for a request of many messages: their count and the first id."""
+    first = message_ids[0] if message_ids else None
+    _log.warning(
+        "solapi %s",
+        event,
+        extra=mask({"message_id": first, "message_count": len(message_ids), **fields}),
+    )
 
 
 # --------------------------------------------------------------------------- webhooks
@@ -511,18 +791,19 @@ def verify_webhook(
     return hmac.compare_digest(expected.encode(), provided.encode("utf-8", errors="replace"))
 
 
-def _events(body: bytes) -> list[dict[str, Any]]:
+def _events(body: bytes) -> list[tuple[str | None, dict[str, Any]]]:
+    """(eventDataId, data) of each event of a webhook body (a list, or one bare event)."""
     parsed = _json(body)
     if isinstance(parsed, dict):
         parsed = [parsed]
     if not isinstance(parsed, list):
         return []
-    out: list[dict[str, Any]] = []
+    out: list[tuple[str | None, dict[str, Any]]] = []
     for event in parsed:
         if not isinstance(event, dict):
             continue
         data = event.get("data")
-        out.append(data if isinstance(data, dict) else event)
+        out.append((_str(event.get("eventDataId")), data if isinstance(data, dict) else event))
     return out
 
 
@@ -542,18 +823,19 @@ def _truthy(value: Any) -> bool:
 def parse_delivery_reports(body: bytes) -> list[DeliveryReport]:
     """Solapi `MessageReport` webhook body -> our reports; pending (2000/3000) entries skipped.
 
-    4000 is `delivered`, or `fallback_sent` when an AlimTalk went out as its SMS/LMS substitute;
-    080 opt-outs are `opted_out`; every other code is `failed` with its reason kept
-    (`not_kakao_user`, `kakao_blocked_or_inactive`, `template_mismatch`, ...).
+    Shape: the SDK's `SingleReportPayload` (`model/webhook/single_report.py`); group events
+    (`GroupReport`, no `messageId`) are skipped. 4000 is `delivered`, or `fallback_sent` when an
+    AlimTalk went out as its SMS/LMS substitute; 080 opt-outs are `opted_out`; every other code
+    is `failed` with its reason kept (`not_kakao_user`, `kakao_blocked_or_inactive`,
+    `template_mismatch`, ...).
     """
     reports: list[DeliveryReport] = []
-    for data in _events(body):
+    for _, data in _events(body):
         provider_id = _str(data.get("messageId"))
         code = str(data.get("statusCode") or "")
         if provider_id is None or not code or code in _PENDING_STATUS:
             continue
-        custom = data.get("customFields")
-        message_id = _str(custom.get(CUSTOM_FIELD_MESSAGE_ID)) if isinstance(custom, dict) else None
+        message_id = _our_id(data)
         kind = str(data.get("type") or "").upper()
         kakao = data.get("kakaoOptions")
         had_template = isinstance(kakao, dict) and bool(kakao.get("templateId"))
@@ -588,7 +870,11 @@ def parse_delivery_reports(body: bytes) -> list[DeliveryReport]:
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """A patient's reply that reached the hospital's number (provisional shape, see module doc)."""
+    """A patient's reply that reached the hospital's number (provisional shape, see module doc).
+
+    `provider_message_id` (Solapi's `messageId`) is the de-duplication key; `event_id`
+    (`eventDataId`, the same on every webhook retry of one event) stands in when it is absent.
+    """
 
     from_phone: str
     to_phone: str | None
@@ -596,6 +882,7 @@ class InboundMessage:
     received_at: datetime | None
     channel: Literal["sms", "kakao"]
     provider_message_id: str | None = None
+    event_id: str | None = None
 
 
 def _parse_time(raw: Any) -> datetime | None:
@@ -611,7 +898,7 @@ def _parse_time(raw: Any) -> datetime | None:
 def parse_inbound(body: bytes) -> list[InboundMessage]:
     """Inbound SMS/Kakao replies; entries without a Korean sender number or text are skipped."""
     messages: list[InboundMessage] = []
-    for data in _events(body):
+    for event_id, data in _events(body):
         sender = _e164(data.get("from"))
         text = data.get("text")
         if sender is None or not isinstance(text, str) or not text:
@@ -625,6 +912,7 @@ def parse_inbound(body: bytes) -> list[InboundMessage]:
                 received_at=_parse_time(data.get("dateReceived") or data.get("dateCreated")),
                 channel="sms" if kind in _TEXT_TYPES or not kind else "kakao",
                 provider_message_id=_str(data.get("messageId")),
+                event_id=event_id,
             )
         )
     return messages
