@@ -10,9 +10,8 @@ from sotong.complaints.classify import classifier_for
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import Unauthorized
+from sotong.notify import inbound as inbound_messages
 from sotong.notify import records
-from sotong.notify.enqueue import enqueue
-from sotong.notify.inbound import is_opt_out
 from sotong.notify.providers.solapi import (
     parse_delivery_reports,
     parse_inbound,
@@ -25,13 +24,16 @@ logger = get_logger("provider_webhook")
 metrics = get_metrics("provider_webhook")
 app = create_resolver("Sotong provider webhooks", "Signed callbacks from the message provider")
 hospital = load_hospital()
-desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
-recall = RecallDesk(hospital, enqueue)
+desk = ComplaintDesk(hospital, classifier_for(hospital))
+recall = RecallDesk(hospital)
+router = inbound_messages.InboundRouter(hospital, desk, recall)
 
 
 def _verified_body() -> bytes:
+    """The body, if signed by the provider and no larger than one call may be (413)."""
     event = app.current_event
     body = event.decoded_body.encode() if isinstance(event.decoded_body, str) else b""
+    inbound_messages.check_size(body)
     ref = hospital.sender.webhook_secret
     secret = secrets.resolve(ref) if ref else ""
     if not verify_webhook(dict(event.headers or {}), body, secret):
@@ -40,10 +42,19 @@ def _verified_body() -> bytes:
     return body
 
 
-@app.post("/webhooks/reports", summary="Delivery results from the provider")
+@app.post(
+    "/webhooks/reports",
+    summary="Delivery results from the provider",
+    responses={
+        200: {"description": "Handled"},
+        413: {"description": "More events or bytes than one call may carry"},
+    },
+)
 def delivery_reports() -> dict[str, Any]:
+    body = _verified_body()
+    inbound_messages.check_events(body)
     applied = 0
-    for report in parse_delivery_reports(_verified_body()):
+    for report in parse_delivery_reports(body):
         if report.status == "opted_out" and report.recipient_phone:
             records.record_opt_out(hospital.hospital_id, report.recipient_phone, "sms", "080")
         if report.message_id and records.apply_report(
@@ -57,22 +68,26 @@ def delivery_reports() -> dict[str, Any]:
     return {"applied": applied}
 
 
-@app.post("/webhooks/inbound", summary="Messages patients sent to the hospital's number")
+@app.post(
+    "/webhooks/inbound",
+    summary="Messages patients sent to the hospital's number",
+    responses={
+        200: {"description": "Handled"},
+        413: {"description": "More events or bytes than one call may carry"},
+    },
+)
 def inbound() -> dict[str, Any]:
-    opted_out = complaints = replies = 0
-    for message in parse_inbound(_verified_body()):
-        if is_opt_out(message.text):
-            channel = "alimtalk" if message.channel == "kakao" else "sms"
-            records.record_opt_out(hospital.hospital_id, message.from_phone, channel, "inbound")
-            opted_out += 1
-            continue
-        if recall.inbound(message.from_phone, message.text) is not None:
-            replies += 1  # a reply to a recent recall joins that patient's conversation
-        elif message.channel in hospital.channels:
-            desk.append_inbound(message.from_phone, message.text, message.channel)
-            complaints += 1
-    logger.info("inbound handled", opted_out=opted_out, complaints=complaints, replies=replies)
-    return {"opted_out": opted_out, "complaints": complaints, "replies": replies}
+    body = _verified_body()
+    inbound_messages.check_events(body)
+    outcomes = router.handle_all(parse_inbound(body))
+    counts = {
+        "opted_out": outcomes["opted_out"],
+        "complaints": outcomes["complaint"],
+        "replies": outcomes["reply"],
+        "duplicates": outcomes["duplicate"],
+    }
+    logger.info("inbound handled", extra=counts)
+    return counts
 
 
 @logger.inject_lambda_context

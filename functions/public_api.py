@@ -16,14 +16,13 @@ from sotong.complaints.model import ComplaintSubmission, SurveyAnswer
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import BadRequest, NotFound, TooManyRequests
-from sotong.notify.enqueue import enqueue
 from sotong.observability import get_logger, get_metrics
 
 logger = get_logger("public_api")
 metrics = get_metrics("public_api")
 app = create_resolver("Sotong public API", "Patient-facing endpoints: no sign-in")
 hospital = load_hospital()
-desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+desk = ComplaintDesk(hospital, classifier_for(hospital))
 PAGES = {
     "complaint.html": "text/html; charset=utf-8",
     "track.html": "text/html; charset=utf-8",

@@ -8,13 +8,12 @@ from sotong import clock
 from sotong.complaints.classify import classifier_for
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
-from sotong.notify.enqueue import enqueue
 from sotong.observability import get_logger, get_metrics
 
 logger = get_logger("sla_sweeper")
 metrics = get_metrics("sla_sweeper")
 hospital = load_hospital()
-desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+desk = ComplaintDesk(hospital, classifier_for(hospital))
 
 
 @logger.inject_lambda_context

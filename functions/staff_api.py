@@ -23,7 +23,6 @@ from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import BadRequest, Forbidden, NotFound
 from sotong.notify import outbox, records
-from sotong.notify.enqueue import enqueue
 from sotong.observability import get_logger, get_metrics
 from sotong.phone import normalize_korean_phone
 
@@ -31,7 +30,7 @@ logger = get_logger("staff_api")
 metrics = get_metrics("staff_api")
 app = create_resolver("Sotong staff API", "For hospital staff; every call needs a staff sign-in")
 hospital = load_hospital()
-desk = ComplaintDesk(hospital, classifier_for(hospital), enqueue)
+desk = ComplaintDesk(hospital, classifier_for(hospital))
 ComplaintId = Annotated[str, Path(pattern=r"^c[0-9a-f]{10,30}$", description="complaint id")]
 DATE = r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$"
 
@@ -73,9 +72,12 @@ def enter_complaint(entry: StaffEntry) -> Response[dict[str, Any]]:
     return Response(status_code=201, content_type="application/json", body=receipt)
 
 
-@app.get("/complaints/<complaint_id>", summary="One complaint with its full history")
+@app.get(
+    "/complaints/<complaint_id>",
+    summary="One complaint with its full history and every SMS/KakaoTalk message it received",
+)
 def get_complaint(complaint_id: ComplaintId) -> dict[str, Any]:
-    return desk.get_for(current_staff(app), complaint_id)
+    return desk.view_for(current_staff(app), complaint_id)
 
 
 @app.post("/complaints/<complaint_id>/status", summary="Change the status, with a note")

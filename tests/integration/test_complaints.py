@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from sotong import clock
 from sotong.complaints.model import TRANSITIONS
+from sotong.notify import txoutbox
 from sotong.notify.providers.solapi import sign_webhook
 from tests.integration.api import ADMIN, DENTAL, DESK, call
 from tests.integration.conftest import receive_all
@@ -20,6 +22,8 @@ WEBHOOK_SECRET = "local-hmac_key"
 
 
 def queued(env: dict[str, str]) -> list[dict[str, Any]]:
+    """What the complaints wrote to the outbox, once the relay put it on the queue."""
+    txoutbox.flush()
     return [json.loads(m["Body"]) for m in receive_all(env["SOTONG_NOTIFICATIONS_QUEUE_URL"])]
 
 
@@ -133,13 +137,15 @@ def test_staff_entry_needs_a_sign_in(complaints_env: dict[str, str]) -> None:
     assert call("POST", "/staff/complaints", form(channel="phone"), claims={}).status == 401
 
 
-def _inbound(text: str, sender: str = "01055556666", kind: str = "SMS") -> dict[str, Any]:
+def _inbound(
+    text: str, sender: str = "01055556666", kind: str = "SMS", message_id: str | None = None
+) -> dict[str, Any]:
     body = json.dumps(
         [
             {
                 "eventDataId": "e1",
                 "data": {
-                    "messageId": "M1",
+                    "messageId": message_id or hashlib.sha256(text.encode()).hexdigest()[:20],
                     "from": sender,
                     "to": "025550100",
                     "text": text,
@@ -161,7 +167,11 @@ def test_sms_and_kakao_start_a_complaint_then_append_to_it(complaints_env: dict[
     assert len(items) == 1
     complaint = call("GET", f"/complaints/{items[0]['id']}", claims=ADMIN).body
     assert complaint["channel"] == "sms"
-    assert "발렛 직원분도" in complaint["text"]
+    assert complaint["text"] == "주차장에 자리가 없어서 30분을 돌았어요"  # the first message
+    assert [m["text"] for m in complaint["inbound_messages"]] == [
+        "주차장에 자리가 없어서 30분을 돌았어요",
+        "그리고 발렛 직원분도 불친절했습니다",
+    ]
     assert complaint["category"] == "parking"  # the demo hospital's own rule
 
 
@@ -295,8 +305,8 @@ def test_the_whole_lifecycle_with_patient_messages_and_survey(
         "resolved",
     ]
     assert all(e["by"] and e["at"] for e in resolved["history"])
-    templates = [m["template_id"] for m in queued(complaints_env)]
-    assert templates == ["complaint_progress", "complaint_outcome"]
+    templates = sorted(m["template_id"] for m in queued(complaints_env))  # SQS keeps no order
+    assert templates == ["complaint_outcome", "complaint_progress"]
 
     closed = call("POST", f"/complaints/{cid}/close", {"note": "종결"}, claims=ADMIN)
     assert closed.status == 200
@@ -446,11 +456,12 @@ def test_overdue_complaints_escalate_once_per_level(complaints_env: dict[str, st
     context = LambdaContext(function("sla_sweeper"))
     start = datetime(2026, 11, 23, 10, 0, tzinfo=KST)
     escalations = []
+    alerts = []
     for hours in (23, 24.1, 25, 36.2, 37, 48):
         clock.fix(start + timedelta(hours=hours))
         escalations.append(sla_sweeper.handler({}, context)["escalated"])
+        alerts += [m for m in queued(complaints_env) if m["template_id"] == "staff_alert"]
     assert escalations == [0, 1, 0, 1, 0, 0]
-    alerts = [m for m in queued(complaints_env) if m["template_id"] == "staff_alert"]
     assert [a["recipient"]["phone"] for a in alerts] == [
         "+821020001004",
         "+821020001001",

@@ -96,6 +96,17 @@ class ComplaintSubmission(BaseModel):
         return consent
 
 
+MAX_INBOUND_TEXT = 20_000
+"""What a complaint's `text` holds of the SMS/KakaoTalk message that started it (real ones are
+at most 2,000 bytes); a longer message is still stored whole, beside the complaint."""
+
+
+class InboundSubmission(ComplaintSubmission):
+    """A complaint an SMS/KakaoTalk message starts: never refused for the length of its text."""
+
+    text: str = Field(min_length=1, max_length=MAX_INBOUND_TEXT)
+
+
 class StaffEntry(ComplaintSubmission):
     """A complaint staff type in from a phone call or at the desk."""
 

@@ -4,6 +4,9 @@
   gsi1 `INBOX#<department>#<state>` and gsi4 `INBOX#*#<state>` (sort: created_at) for inboxes;
   gsi3 `TRACK#<code>` for patients checking progress; gsi2 `SLA#<hour>` (sparse) for the next
   SLA check.
+- `CMP#<id>` / `MSG#<received_at>#<seq>[#<part>]`: each SMS/KakaoTalk message that
+  started or joined the complaint, whole (one item per message; a message longer than
+  `MESSAGE_PART` characters takes several parts, joined again when read).
 - `SENDER#<recipient key>` / `OPEN`: the open complaint an SMS/KakaoTalk sender appends to.
 - `WATERMARK` / `sla_sweep`: up to when SLA checks have run.
 """
@@ -21,6 +24,8 @@ from sotong import clock, store
 from sotong.complaints.model import state_of
 
 ALL_DEPARTMENTS = "*"
+MESSAGE_PART = 20_000
+"""Characters of an inbound message per item (a Korean character is 3 bytes of the 400 KB)."""
 
 
 def pk(complaint_id: str) -> str:
@@ -54,9 +59,20 @@ def index_fields(item: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def create(item: dict[str, Any]) -> bool:
-    """Store a new complaint; False if one with that id exists (an idempotent retry)."""
-    return store.put_new({"pk": pk(item["id"]), "sk": "CMP", **item, **index_fields(item)})
+def _full(item: dict[str, Any]) -> dict[str, Any]:
+    return {"pk": pk(item["id"]), "sk": "CMP", **item, **index_fields(item)}
+
+
+def create_action(item: dict[str, Any]) -> dict[str, Any]:
+    """The `Put` of a new complaint, refused when one with that id exists (a retry)."""
+    return store.put_action(_full(item), "attribute_not_exists(pk)")
+
+
+def replace_action(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The `Put` of `after`, refused unless the stored complaint still has `before`'s version."""
+    action = store.put_action(_full(after), "#v = :v", v=before["version"])
+    action["Put"]["ExpressionAttributeNames"] = {"#v": "version"}
+    return action
 
 
 def get(complaint_id: str) -> dict[str, Any] | None:
@@ -78,20 +94,69 @@ def strip(item: dict[str, Any]) -> dict[str, Any]:
 
 def replace(before: dict[str, Any], after: dict[str, Any]) -> bool:
     """Write `after` only if the stored complaint still has `before`'s version."""
-    full = {"pk": pk(after["id"]), "sk": "CMP", **after, **index_fields(after)}
-    try:
-        store.dynamodb().put_item(
-            TableName=store.table_name(),
-            Item=store.to_item(full),
-            ConditionExpression="#v = :v",
-            ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues=store.values(v=before["version"]),
+    return store.transact([replace_action(before, after)])
+
+
+def message_actions(
+    complaint_id: str,
+    *,
+    seq: int,
+    key: str,
+    received_at: str,
+    text: str,
+    channel: str,
+    stored_at: str,
+) -> list[dict[str, Any]]:
+    """`Put`s of one inbound message under its complaint: whole, in parts of `MESSAGE_PART`.
+    `seq` (the complaint's message count) orders messages the provider stamped alike."""
+    chunks = [text[i : i + MESSAGE_PART] for i in range(0, len(text), MESSAGE_PART)] or [""]
+    puts = []
+    for n, chunk in enumerate(chunks):
+        sort = f"MSG#{received_at}#{seq:06d}" + (f"#{n:04d}" if n else "")
+        entry: dict[str, Any] = {
+            "pk": pk(complaint_id),
+            "sk": sort,
+            "key": key,
+            "part": n,
+            "parts": len(chunks),
+            "received_at": received_at,
+            "stored_at": stored_at,
+            "channel": channel,
+            "text": chunk,
+        }
+        puts.append(store.put_action(entry, "attribute_not_exists(pk)"))
+    return puts
+
+
+def messages(complaint_id: str) -> list[dict[str, Any]]:
+    """The complaint's inbound messages in the order received, each whole again."""
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :m)",
+        "ExpressionAttributeValues": store.values(p=pk(complaint_id), m="MSG#"),
+        "ConsistentRead": True,
+    }
+    found: list[dict[str, Any]] = []
+    while True:
+        page = store.dynamodb().query(**kwargs)
+        found += [store.from_item(i) for i in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    whole: list[dict[str, Any]] = []
+    for part in found:  # sorted by sk: a message's parts follow each other
+        if whole and part.get("part") and whole[-1]["id"] == part["key"]:
+            whole[-1]["text"] += part["text"]
+            continue
+        whole.append(
+            {
+                "id": part["key"],
+                "received_at": part["received_at"],
+                "channel": part["channel"],
+                "text": part["text"],
+            }
         )
-        return True
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return False
-        raise
+    return whole
 
 
 def by_code(code: str) -> dict[str, Any] | None:
@@ -174,18 +239,20 @@ def due_sla(since: datetime, until: datetime) -> list[dict[str, Any]]:
 def open_for_sender(sender_key: str) -> str | None:
     item = (
         store.dynamodb()
-        .get_item(TableName=store.table_name(), Key=store.key(f"SENDER#{sender_key}", "OPEN"))
+        .get_item(
+            TableName=store.table_name(),
+            Key=store.key(f"SENDER#{sender_key}", "OPEN"),
+            ConsistentRead=True,
+        )
         .get("Item")
     )
     return str(store.from_item(item)["complaint_id"]) if item else None
 
 
-def remember_open(sender_key: str, complaint_id: str) -> None:
-    store.dynamodb().put_item(
-        TableName=store.table_name(),
-        Item=store.to_item(
-            {"pk": f"SENDER#{sender_key}", "sk": "OPEN", "complaint_id": complaint_id}
-        ),
+def remember_open_action(sender_key: str, complaint_id: str) -> dict[str, Any]:
+    """The `Put` of the sender's open-complaint pointer, to join the complaint's own write."""
+    return store.put_action(
+        {"pk": f"SENDER#{sender_key}", "sk": "OPEN", "complaint_id": complaint_id}
     )
 
 

@@ -1,4 +1,9 @@
-"""Complaint handling: intake from every channel, lifecycle, SLA escalation, patient messages."""
+"""Complaint handling: intake from every channel, lifecycle, SLA escalation, patient messages.
+
+Every write that causes messages writes the complaint and its outbox items in one DynamoDB
+transaction (`sotong.notify.txoutbox`): either both exist or neither does, so a retry after any
+failure finds either nothing (and does it all) or everything (and sends nothing more).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,11 +21,13 @@ from sotong.api import Staff
 from sotong.complaints import repository as repo
 from sotong.complaints.classify import Classifier
 from sotong.complaints.model import (
+    MAX_INBOUND_TEXT,
     OPEN_STATUSES,
     TRANSITIONS,
     Assignment,
     ComplaintSubmission,
     Correction,
+    InboundSubmission,
     Reply,
     Resolution,
     SurveyAnswer,
@@ -29,11 +36,13 @@ from sotong.complaints.model import (
 )
 from sotong.config.schema import Contact, HospitalConfig
 from sotong.errors import BadRequest, Conflict, Forbidden, NotFound
+from sotong.notify import inbound, txoutbox
 from sotong.notify.model import MessageRequest, Recipient, recipient_key
 
 PUBLIC_URL_ENV = "SOTONG_PUBLIC_URL"
 LEVELS = ("department_head", "cs_admin")
-Enqueue = Callable[[list[MessageRequest]], int]
+INBOUND_ATTEMPTS = 4
+"""How often an inbound message re-reads its complaint when staff changed it meanwhile."""
 
 
 def _parse(stamp: str) -> datetime:
@@ -50,7 +59,6 @@ class ComplaintDesk:
 
     hospital: HospitalConfig
     classifier: Classifier
-    enqueue: Enqueue
 
     # --- intake -------------------------------------------------------------------------------
     def submit(
@@ -62,6 +70,31 @@ class ComplaintDesk:
         entered_by: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store, classify, route and acknowledge a complaint. Returns (receipt, created)."""
+        result = self._intake(
+            submission, channel=channel, idempotency_key=idempotency_key, entered_by=entered_by
+        )
+        if result is None:  # nothing but the complaint itself has a condition
+            raise Conflict("the complaint could not be stored; try again")
+        return result
+
+    def _complaint_id(self, idempotency_key: str | None) -> str:
+        if idempotency_key:
+            digest = hashlib.sha256(f"{self.hospital.hospital_id}\x00{idempotency_key}".encode())
+            return "c" + digest.hexdigest()[:24]
+        return "c" + clock.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(5)
+
+    def _intake(
+        self,
+        submission: ComplaintSubmission,
+        *,
+        channel: str,
+        idempotency_key: str | None = None,
+        entered_by: str | None = None,
+        fields: dict[str, Any] | None = None,
+        also: Sequence[dict[str, Any]] = (),
+    ) -> tuple[dict[str, Any], bool] | None:
+        """`submit`, with more `fields` on the complaint and `also` more actions in its write.
+        None when one of `also`'s conditions refused the write (and no complaint exists)."""
         hospital = self.hospital
         if channel not in hospital.channels:
             raise BadRequest(
@@ -81,14 +114,11 @@ class ComplaintDesk:
                 field="body.department",
             )
         fingerprint = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()[:16]
+        complaint_id = self._complaint_id(idempotency_key)
         if idempotency_key:
-            digest = hashlib.sha256(f"{hospital.hospital_id}\x00{idempotency_key}".encode())
-            complaint_id = "c" + digest.hexdigest()[:24]
             existing = repo.get(complaint_id)
             if existing is not None:
                 return self._replayed(existing, fingerprint), False
-        else:
-            complaint_id = "c" + clock.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(5)
 
         guess = self.classifier.classify(submission.text, submission.category_hint)
         kind = submission.kind or guess.kind
@@ -132,15 +162,19 @@ class ComplaintDesk:
             "escalations": {},
             "replies": [],
             "history": [self._event("received", entered_by or channel, None, stamp)],
+            **(fields or {}),
         }
         item["sla_next_check"] = self._next_check(item)
-        if not repo.create(item):  # a concurrent retry with the same key won the race
-            existing = repo.get(complaint_id)
-            assert existing is not None
-            return self._replayed(existing, fingerprint), False
+        actions = [repo.create_action(item)]
         if channel in ("sms", "kakao") and submission.contact.phone:
-            repo.remember_open(self._sender_key(submission.contact.phone), complaint_id)
-        self._messages_on_intake(item)
+            sender = self._sender_key(submission.contact.phone)
+            actions.append(repo.remember_open_action(sender, complaint_id))
+        if not self._commit([*actions, *also], self._messages_on_intake(item)):
+            # a concurrent retry with the same key won the race, or `also` was refused
+            existing = repo.get(complaint_id)
+            if existing is None:
+                return None
+            return self._replayed(existing, fingerprint), False
         return self.receipt(item), True
 
     def _replayed(self, existing: dict[str, Any], fingerprint: str) -> dict[str, Any]:
@@ -164,24 +198,79 @@ class ComplaintDesk:
             "track_url": f"{base}/pages/track.html?code={item['code']}" if base else None,
         }
 
-    def append_inbound(self, phone: str, text: str, channel: str) -> tuple[dict[str, Any], bool]:
-        """An SMS/KakaoTalk message: joins the sender's open complaint, or starts one."""
-        open_id = repo.open_for_sender(self._sender_key(phone))
-        current = repo.get(open_id) if open_id else None
-        if current is not None and current["status"] in OPEN_STATUSES:
-            stamp = clock.iso(clock.now())
-            updated = dict(current)
-            updated["text"] = (current["text"] + "\n---\n" + text)[:20_000]
-            self._record(updated, current["status"], "patient", "추가 메시지 수신", stamp)
-            if not repo.replace(current, updated):
-                raise Conflict("the complaint changed meanwhile; try again")
-            return self.receipt(updated), False
-        submission = ComplaintSubmission(
-            text=text if len(text) >= 5 else f"{text} (문자 접수)",
-            contact={"phone": phone},
-            consent_to_contact=True,
-        )
-        return self.submit(submission, channel=channel)
+    def take_inbound(
+        self,
+        phone: str,
+        text: str,
+        channel: str,
+        *,
+        key: str,
+        received_at: datetime | None = None,
+    ) -> tuple[dict[str, Any], bool] | None:
+        """An SMS/KakaoTalk message, exactly once: it joins the sender's open complaint or starts
+        one. The message is stored whole as its own item, and its inbound marker (`key`: the
+        provider's message id) in the same transaction. Returns (receipt, created), or None when
+        this message was taken before."""
+        stamp = clock.iso(clock.now())
+        received = clock.iso(received_at) if received_at else stamp
+        sender = self._sender_key(phone)
+        for _ in range(INBOUND_ATTEMPTS):
+            if inbound.seen(key):
+                return None
+            open_id = repo.open_for_sender(sender)
+            current = repo.get(open_id) if open_id else None
+            if current is not None and current["status"] in OPEN_STATUSES:
+                updated = dict(current)
+                updated["message_count"] = int(current.get("message_count", 1)) + 1
+                self._record(updated, current["status"], "patient", "추가 메시지 수신", stamp)
+                actions = [
+                    repo.replace_action(current, updated),
+                    *self._inbound_actions(
+                        current["id"], updated["message_count"], key, received, text, channel
+                    ),
+                ]
+                if store.transact(actions):
+                    return self.receipt(updated), False
+                continue  # staff changed it, or the same message came in at the same time
+            stripped = text.strip()
+            first = stripped if len(stripped) >= 5 else f"{stripped} (문자 접수)".strip()
+            submission = InboundSubmission(
+                text=first[:MAX_INBOUND_TEXT], contact={"phone": phone}, consent_to_contact=True
+            )
+            idempotency_key = f"inbound:{key}"
+            complaint_id = self._complaint_id(idempotency_key)
+            result = self._intake(
+                submission,
+                channel=channel,
+                idempotency_key=idempotency_key,
+                fields={
+                    "message_count": 1,
+                    "text_continues": len(first) > MAX_INBOUND_TEXT or None,
+                },
+                also=self._inbound_actions(complaint_id, 1, key, received, text, channel),
+            )
+            if result is None:
+                continue
+            receipt, created = result
+            return (receipt, True) if created else None
+        raise Conflict("the complaint kept changing while a message joined it; try again")
+
+    @staticmethod
+    def _inbound_actions(
+        complaint_id: str, seq: int, key: str, received: str, text: str, channel: str
+    ) -> list[dict[str, Any]]:
+        return [
+            *repo.message_actions(
+                complaint_id,
+                seq=seq,
+                key=key,
+                received_at=received,
+                text=text,
+                channel=channel,
+                stored_at=clock.iso(clock.now()),
+            ),
+            inbound.marker_action(key, "complaint", complaint_id=complaint_id),
+        ]
 
     def _sender_key(self, phone: str) -> str:
         return recipient_key(self.hospital.hospital_id, phone)
@@ -192,6 +281,14 @@ class ComplaintDesk:
         if item is None or not staff.sees_department(item["department"]):
             raise NotFound(f"no complaint {complaint_id}", field="path.complaint_id")
         return item
+
+    def view_for(self, staff: Staff, complaint_id: str) -> dict[str, Any]:
+        """The complaint with every SMS/KakaoTalk message it received, in order, each whole."""
+        item = self.get_for(staff, complaint_id)
+        inbound_messages = (
+            repo.messages(complaint_id) if item["channel"] in ("sms", "kakao") else []
+        )
+        return {**item, "inbound_messages": inbound_messages}
 
     def inbox(
         self,
@@ -356,13 +453,13 @@ class ComplaintDesk:
             if current["status"] in ("received", "acknowledged", "assigned")
             else current["status"]
         )
-        result = self._save(staff, current, updated, status, "환자에게 답변")
+        requests = []
         if reply.notify_patient:
             n = len(updated["replies"])
-            self._to_patient(
+            requests = self._to_patient(
                 updated, "complaint_progress", f"progress:{n}", {"message": reply.message}
             )
-        return result
+        return self._save(staff, current, updated, status, "환자에게 답변", requests)
 
     def resolve(self, staff: Staff, complaint_id: str, resolution: Resolution) -> dict[str, Any]:
         current = self.get_for(staff, complaint_id)
@@ -376,17 +473,18 @@ class ComplaintDesk:
         updated = dict(current)
         updated["outcome"] = resolution.outcome
         updated["resolved_at"] = clock.iso(clock.now())
-        result = self._save(staff, current, updated, "resolved", resolution.note or "처리 완료")
+        requests = []
         if resolution.notify_patient:
             n = sum(1 for e in current["history"] if e["status"] == "resolved") + 1
-            self._to_patient(
+            requests = self._to_patient(
                 updated,
                 "complaint_outcome",
                 f"outcome:{n}",
                 {"outcome": resolution.outcome, "callback": self.hospital.sender.callback_number},
                 email_template="complaint_outcome_email",
             )
-        return result
+        note = resolution.note or "처리 완료"
+        return self._save(staff, current, updated, "resolved", note, requests)
 
     def close(self, staff: Staff, complaint_id: str, note: str | None) -> dict[str, Any]:
         current = self.get_for(staff, complaint_id)
@@ -399,13 +497,16 @@ class ComplaintDesk:
         updated = dict(current)
         updated["closed_at"] = clock.iso(clock.now())
         updated["survey_token"] = secrets.token_urlsafe(16)
-        result = self._save(staff, current, updated, "closed", note)
-        if current.get("contact", {}).get("phone"):
-            repo.forget_open(self._sender_key(current["contact"]["phone"]), complaint_id)
         base = public_url(self.hospital)
         link = f"{base}/pages/survey.html?code={updated['code']}&t={updated['survey_token']}"
         n = sum(1 for e in current["history"] if e["status"] == "closed") + 1
-        self._to_patient(updated, "complaint_survey", f"survey:{n}", {"survey_url": link})
+        requests = self._to_patient(
+            updated, "complaint_survey", f"survey:{n}", {"survey_url": link}
+        )
+        result = self._save(staff, current, updated, "closed", note, requests)
+        if current.get("contact", {}).get("phone"):
+            # after the close: a message meanwhile found the complaint closed and starts another
+            repo.forget_open(self._sender_key(current["contact"]["phone"]), complaint_id)
         return result
 
     def reopen(self, staff: Staff, complaint_id: str, note: str | None) -> dict[str, Any]:
@@ -492,29 +593,27 @@ class ComplaintDesk:
             who = LEVELS[level - 1]
             note = f"SLA 초과({clock_name}) → {who}"
             self._record(updated, current["status"], "system", note, clock.iso(now))
-            if repo.replace(current, updated):
-                self._alert_escalation(current, clock_name, level)
+            alert = self._escalation_alert(current, clock_name, level)
+            if self._commit([repo.replace_action(current, updated)], [alert]):
                 return 1
         return 0
 
-    def _alert_escalation(self, item: dict[str, Any], clock_name: str, level: int) -> None:
+    def _escalation_alert(
+        self, item: dict[str, Any], clock_name: str, level: int
+    ) -> MessageRequest:
         department = self.hospital.department(item["department"])
         if LEVELS[level - 1] == "department_head" and department:
             contact = department.head
         else:
             contact = self.hospital.cs_admin
         reason = "접수 확인 지연" if clock_name == "ack" else "처리 기한 초과"
-        self.enqueue(
-            [
-                self._staff_alert(
-                    item,
-                    contact,
-                    f"escalate:{clock_name}:{level}",
-                    level=f"SLA {level}단계",
-                    reason=reason,
-                    urgent=item["urgency"] == "critical",
-                )
-            ]
+        return self._staff_alert(
+            item,
+            contact,
+            f"escalate:{clock_name}:{level}",
+            level=f"SLA {level}단계",
+            reason=reason,
+            urgent=item["urgency"] == "critical",
         )
 
     def _staff_alert(
@@ -602,20 +701,29 @@ class ComplaintDesk:
         updated: dict[str, Any],
         status: str,
         note: str | None,
+        requests: Sequence[MessageRequest] = (),
     ) -> dict[str, Any]:
+        """Write a staff change and the messages it causes, together."""
         if current["status"] == "received":  # any staff action acknowledges it
             updated.setdefault("acknowledged_at", clock.iso(clock.now()))
         self._record(updated, status, staff.username, note, clock.iso(clock.now()))
-        if not repo.replace(current, updated):
+        if not self._commit([repo.replace_action(current, updated)], requests):
             raise Conflict("the complaint changed meanwhile; reload it and try again")
         return updated
+
+    def _commit(
+        self, actions: Sequence[dict[str, Any]], requests: Sequence[MessageRequest]
+    ) -> bool:
+        """The complaint's own write and its outbox items in one transaction; False when a
+        condition refused it (nothing was written)."""
+        return store.transact([*actions, *txoutbox.actions(self.hospital.hospital_id, requests)])
 
     def _move(
         self, staff: Staff, current: dict[str, Any], to: str, note: str | None
     ) -> dict[str, Any]:
         return self._save(staff, current, dict(current), to, note)
 
-    def _messages_on_intake(self, item: dict[str, Any]) -> None:
+    def _messages_on_intake(self, item: dict[str, Any]) -> list[MessageRequest]:
         requests = []
         if item["urgency"] == "critical":
             categories = self.hospital.complaints.categories
@@ -644,8 +752,7 @@ class ComplaintDesk:
         if ack is not None:
             # the answer to the patient's own action goes at once, even in quiet hours
             requests.append(ack.model_copy(update={"urgent": True}))
-        if requests:
-            self.enqueue(requests)
+        return requests
 
     def _patient_request(
         self,
@@ -685,7 +792,6 @@ class ComplaintDesk:
         key: str,
         variables: dict[str, str],
         email_template: str | None = None,
-    ) -> None:
+    ) -> list[MessageRequest]:
         request = self._patient_request(item, template, key, variables, email_template)
-        if request is not None:
-            self.enqueue([request])
+        return [request] if request is not None else []
