@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
 def start_moto(host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadedMotoServer, str]:
     """Start moto's server on a thread; returns it and its endpoint URL (a free port for 0)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per AWS call
+    copy_tables_once_per_transaction()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
@@ -147,6 +149,8 @@ def create_resources(
     queues: Iterable[Queue] = QUEUES,
 ) -> dict[str, str]:
     """Create the tables and queues on `endpoint_url`; returns {env var: table name / queue URL}."""
+    if endpoint_url is None:  # moto in this process
+        copy_tables_once_per_transaction()
     env: dict[str, str] = {}
     dynamodb = client("dynamodb", endpoint_url)
     for table in tables:
@@ -208,3 +212,38 @@ def queue_attributes(sqs: Any, url: str) -> dict[str, str]:
         ],
     )["Attributes"]
     return attributes
+
+
+_transactions = threading.Lock()
+
+
+def copy_tables_once_per_transaction() -> None:
+    """moto backs up a table once per *action* of a TransactWriteItems (a 100-action write
+    deep-copies the table 100 times); make it once per table and transaction. Transactions
+    run one at a time, as they would against one moto backend anyway."""
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+    if getattr(original, "_copies_once", False):
+        return
+    real_copy = models.copy
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        copies: dict[int, Any] = {}
+
+        class _Once:
+            @staticmethod
+            def deepcopy(value: Any, memo: Any = None) -> Any:
+                if id(value) not in copies:
+                    copies[id(value)] = real_copy.deepcopy(value)
+                return copies[id(value)]
+
+        with _transactions:
+            models.copy = _Once  # type: ignore[assignment]
+            try:
+                original(self, transact_items)
+            finally:
+                models.copy = real_copy
+
+    transact_write_items._copies_once = True  # type: ignore[attr-defined]
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

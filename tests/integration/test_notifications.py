@@ -379,10 +379,12 @@ def test_an_uncertain_call_is_left_for_staff_when_the_provider_cannot_tell(
             process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=attempt)
     outcome = process(aftercare(), hospital, lambda _: provider, no_secret, receive_count=6)
     assert outcome.status == "uncertain"
-    assert outcome.reason is not None and "left for staff" in outcome.reason
+    assert outcome.reason is not None
+    assert "left for staff" in outcome.reason
     assert len(provider.sent) == 1  # never resent blindly
     record = records.get(message_id("demo", "touchpoint-1"))
-    assert record is not None and record["status"] == "uncertain"
+    assert record is not None
+    assert record["status"] == "uncertain"
 
 
 def test_a_sent_message_is_never_sent_again(aws: dict[str, str], hospital: HospitalConfig) -> None:

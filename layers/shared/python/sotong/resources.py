@@ -303,6 +303,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/segments/list", "recall_api", "staff"),
     Route("POST", "/campaigns", "recall_api", "staff"),
     Route("GET", "/campaigns/{campaign_id}", "recall_api", "staff"),
+    Route("POST", "/campaigns/{campaign_id}/cancel", "recall_api", "staff"),
     Route("POST", "/imports/treatments", "recall_api", "staff"),
     Route("POST", "/webhooks/inbound", "provider_webhook", "public"),
     Route("POST", "/webhooks/reports", "provider_webhook", "public"),

@@ -198,11 +198,19 @@ class BatchSender:
                     provider_message_id=found.provider_message_id,
                 )
                 out[job.item.key] = Outcome(job.mid, "sent", "confirmed by the provider")
-            elif found.found is False:
+            elif found.found is False and not self._too_soon(job):
                 again.append(job)
+            elif found.found is False:  # the provider's log may not show it yet
+                out[job.item.key] = self._still_uncertain(job, "not in the provider's log yet")
             else:
                 out[job.item.key] = self._still_uncertain(job, found.reason)
         return again
+
+    def _too_soon(self, job: _Job) -> bool:
+        """A provider's "no such message" counts only once its log has had time to catch up."""
+        if job.called_at is None:
+            return False
+        return (clock.now() - job.called_at).total_seconds() < LOOKUP_DELAY_S
 
     def _still_uncertain(self, job: _Job, reason: str | None) -> Outcome:
         why = "uncertain: the provider could not say whether it has the message"
