@@ -236,7 +236,7 @@ def _measure(
         _write(patients, direct)
         _write(touchpoints, direct)
         measured = Measured(total, due, time.perf_counter() - started, direct)
-        desk = RecallDesk(hospital, count_only)
+        desk = RecallDesk(hospital)
         for run in range(warmup + runs):
             if run:
                 _write(touchpoints[:due], direct=False)  # planned again, back in the due index

@@ -147,7 +147,7 @@ def recall_import(options: Options) -> list[Row]:
         with mock_aws():
             count_calls()
             os.environ.update(create_resources(None))
-            desk = RecallDesk(hospital, lambda requests: 0)
+            desk = RecallDesk(hospital)
             calls.take()
             t0 = time.perf_counter()
             for row in sample:

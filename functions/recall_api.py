@@ -11,7 +11,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sotong.api import Staff, create_resolver, current_staff, resolve
 from sotong.config import load_hospital
 from sotong.errors import Forbidden
-from sotong.notify.enqueue import enqueue
 from sotong.observability import get_logger, get_metrics
 from sotong.recall import segments
 from sotong.recall.campaigns import CampaignDesk, CampaignRequest, checked_key
@@ -29,7 +28,7 @@ logger = get_logger("recall_api")
 metrics = get_metrics("recall_api")
 app = create_resolver("Sotong recall API", "Treatment tags, planned follow-ups and replies")
 hospital = load_hospital()
-desk = RecallDesk(hospital, enqueue)
+desk = RecallDesk(hospital)
 PatientId = Annotated[str, Path(pattern=r"^p[0-9a-f]{20}$", description="patient id")]
 TreatmentId = Annotated[str, Path(pattern=r"^t[0-9a-f]{16}$", description="treatment id")]
 TouchpointId = Annotated[str, Path(pattern=r"^t[0-9a-f]{16}\.[a-z][a-z0-9_]{0,39}$")]
@@ -122,7 +121,7 @@ def answer(patient_id: PatientId, message: StaffMessage) -> dict[str, Any]:
 
 
 # --- segments and campaigns -----------------------------------------------------------------------
-campaigns = CampaignDesk(hospital, enqueue)
+campaigns = CampaignDesk(hospital)
 CampaignId = Annotated[str, Path(pattern=r"^m[0-9a-f]{24}$", description="campaign id")]
 
 
@@ -155,10 +154,16 @@ def list_segment(request: segments.SegmentPage) -> dict[str, Any]:
 @app.post(
     "/campaigns",
     summary="Send a marketing template to a segment (cs_admin): consented patients only",
-    description="Requires an `Idempotency-Key` header: the same key returns the same campaign "
-    "and sends nothing again. Patients without marketing consent are counted, not messaged; "
-    "the notification pipeline applies every advertising rule.",
-    responses={201: {"description": "Created; its messages are queued"}},
+    description="Creates the campaign as a job and returns at once (`status: planned`); the "
+    "campaign runner sends it at the provider's rate, each minute a minute's worth. One "
+    "campaign per segment, template and send date: the same request again (a retry, whatever "
+    "its `Idempotency-Key`) answers the same campaign with 200. Patients without marketing "
+    "consent, paused or advertised within the frequency cap are counted, not messaged; the "
+    "notification pipeline applies every advertising rule.",
+    responses={
+        200: {"description": "The same campaign, created before"},
+        201: {"description": "Created; the runner starts it within a minute"},
+    },
 )
 def create_campaign(request: CampaignRequest) -> Response[dict[str, Any]]:
     staff = current_staff(app)
@@ -168,7 +173,6 @@ def create_campaign(request: CampaignRequest) -> Response[dict[str, Any]]:
     campaign, created = campaigns.create(request, staff.username, key)
     if created:
         metrics.add_metric(name="CampaignCreated", unit="Count", value=1)
-        metrics.add_metric(name="CampaignMessagesQueued", unit="Count", value=campaign["targeted"])
     return Response(201 if created else 200, "application/json", campaign)
 
 
@@ -176,6 +180,18 @@ def create_campaign(request: CampaignRequest) -> Response[dict[str, Any]]:
 def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
     current_staff(app)
     return campaigns.get(campaign_id)
+
+
+@app.post(
+    "/campaigns/<campaign_id>/cancel",
+    summary="Stop a campaign (cs_admin): nothing more is queued after the current page",
+    responses={409: {"description": "The campaign has finished already"}},
+)
+def cancel_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+    staff = current_staff(app)
+    if staff.role != "cs_admin":
+        raise Forbidden("only the customer-service admin (cs_admin) may cancel a campaign")
+    return campaigns.cancel(campaign_id, staff.username)
 
 
 # --- CSV import -----------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sotong import clock, store
-from sotong.notify import outbox
+from sotong.config import load_hospital
+from sotong.notify import outbox, txoutbox
 from sotong.recall import repository
+from sotong.recall.plan import spread_offset
+from sotong.recall.service import RecallDesk
 from sotong.resources import function
 from sotong_local.lambdas import LambdaContext
 from tests.integration.api import ADMIN, DENTAL, DESK, call
@@ -57,36 +60,74 @@ def treat(
     )
 
 
+def deliver(env: dict[str, str]) -> dict[str, Any]:
+    """What the outbox relay does in the stack (publish what producers wrote), then the sender."""
+    txoutbox.flush()
+    return run_sender(env)
+
+
 def sent_templates(env: dict[str, str]) -> list[str]:
-    run_sender(env)
+    deliver(env)
     return [m["kakao_template_code"] or m["channel"] for m in outbox.recent()]
 
 
-def test_a_treatment_plans_every_step_at_its_local_time(recall_env: dict[str, str]) -> None:
+def test_a_treatment_plans_every_step_inside_its_local_window(recall_env: dict[str, str]) -> None:
     pid = register()
     answer = treat(pid, day="2026-11-25")  # a planned surgery: D-1 precautions too
     assert answer.status == 201
-    due = {t["step"]: t["due_at"] for t in answer.body["touchpoints"]}
-    assert due == {
-        "precautions": "2026-11-24T09:00:00.000000Z",  # 18:00 KST the day before
-        "aftercare": "2026-11-26T01:00:00.000000Z",  # 10:00 KST the day after
-        "feedback": "2026-12-09T02:00:00.000000Z",  # +14 days, 11:00 KST
-        "recall": "2027-05-25T01:00:00.000000Z",  # +6 months, 10:00 KST
+    due = {t["step"]: clock.parse(t["due_at"]) for t in answer.body["touchpoints"]}
+    starts = {
+        "precautions": datetime(2026, 11, 24, 18, 0, tzinfo=KST),  # the day before the visit
+        "aftercare": datetime(2026, 11, 26, 10, 0, tzinfo=KST),  # the day after
+        "feedback": datetime(2026, 12, 9, 11, 0, tzinfo=KST),  # +14 days
+        "recall": datetime(2027, 5, 25, 10, 0, tzinfo=KST),  # +6 months
     }
+    tag = load_hospital().treatment_tag("implant_surgery")
+    assert tag is not None
+    for step in tag.plan:
+        offset = due[step.id] - starts[step.id]
+        assert timedelta(0) <= offset < timedelta(minutes=step.spread_minutes), step.id
+        assert offset == spread_offset(pid, step)  # a hash of patient and step: the same again
+    assert due["precautions"] < datetime(2026, 11, 25, 0, 0, tzinfo=KST)  # still before the visit
     again = treat(pid, day="2026-11-25")
     assert again.status == 200  # recorded twice: nothing new planned
     assert len(call("GET", f"/patients/{pid}/touchpoints", claims=DENTAL).body["touchpoints"]) == 4
 
 
+def test_a_days_touchpoints_spread_over_the_window_and_replanning_keeps_them(
+    recall_env: dict[str, str],
+) -> None:
+    hospital = load_hospital()
+    desk = RecallDesk(hospital)
+    tag = hospital.treatment_tag("scaling")
+    assert tag is not None
+    day = datetime(2026, 11, 22, tzinfo=KST).date()
+    times = {
+        pid: clock.parse(desk.touchpoint_items(pid, "t1", tag, day)[0]["due_at"])
+        for pid in (f"p{n:020x}" for n in range(300))
+    }
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=KST)
+    assert all(start <= at < start + timedelta(hours=1) for at in times.values())
+    assert len(set(times.values())) > 250  # not one second for everyone
+    by_quarter = {int((at - start).total_seconds() // 900) for at in times.values()}
+    assert by_quarter == {0, 1, 2, 3}
+    again = {
+        pid: clock.parse(desk.touchpoint_items(pid, "t1", tag, day)[0]["due_at"]) for pid in times
+    }
+    assert again == times
+
+
 def test_exactly_the_planned_messages_go_at_the_planned_times(recall_env: dict[str, str]) -> None:
     pid = register()
-    treat(pid, day="2026-11-25")
-    assert dispatch(datetime(2026, 11, 24, 17, 59, tzinfo=KST))["queued"] == 0
-    assert dispatch(datetime(2026, 11, 24, 18, 0, tzinfo=KST))["queued"] == 1
+    planned = treat(pid, day="2026-11-25").body["touchpoints"]
+    due = {t["step"]: clock.parse(t["due_at"]) for t in planned}
+    second = timedelta(seconds=1)
+    assert dispatch(due["precautions"] - second)["queued"] == 0
+    assert dispatch(due["precautions"])["queued"] == 1
     assert sent_templates(recall_env) == ["SOTONG_RCL_PRE_01"]
-    assert dispatch(datetime(2026, 11, 26, 9, 59, tzinfo=KST))["queued"] == 0
-    assert dispatch(datetime(2026, 11, 26, 10, 0, tzinfo=KST))["queued"] == 1
-    run_sender(recall_env)
+    assert dispatch(due["aftercare"] - second)["queued"] == 0
+    assert dispatch(due["aftercare"])["queued"] == 1
+    deliver(recall_env)
     aftercare = outbox.recent()[0]
     assert aftercare["kakao_template_code"] == "SOTONG_RCL_AFT_01"
     assert aftercare["text"].startswith("[소통치과피부과] 홍길동님, 어제 치료 후")
@@ -104,8 +145,8 @@ def test_exactly_the_planned_messages_go_at_the_planned_times(recall_env: dict[s
 
 def test_rerunning_the_dispatcher_sends_nothing_twice(recall_env: dict[str, str]) -> None:
     pid = register()
-    treat(pid, day="2026-11-22")  # yesterday: aftercare due today 10:00
-    at = datetime(2026, 11, 23, 10, 0, tzinfo=KST)
+    treat(pid, day="2026-11-22")  # yesterday: aftercare due today 10:00-11:00
+    at = datetime(2026, 11, 23, 11, 0, tzinfo=KST)
     assert dispatch(at)["queued"] == 1
     assert dispatch(at)["queued"] == 0
     assert dispatch(at + timedelta(minutes=1))["queued"] == 0
@@ -114,8 +155,8 @@ def test_rerunning_the_dispatcher_sends_nothing_twice(recall_env: dict[str, str]
         TableName=store.table_name(), Key=store.key("WATERMARK", "recall_dispatch")
     )
     dispatch(at)
-    run_sender(recall_env)
-    run_sender(recall_env)
+    deliver(recall_env)
+    deliver(recall_env)
     assert len(outbox.recent()) == 1
 
 
@@ -127,7 +168,7 @@ def test_a_three_hour_outage_is_caught_up(recall_env: dict[str, str]) -> None:
     dispatch(datetime(2026, 11, 23, 9, 0, tzinfo=KST))  # the last run before the outage
     report = dispatch(datetime(2026, 11, 23, 12, 0, tzinfo=KST))  # back three hours later
     assert report["queued"] == 4
-    run_sender(recall_env)
+    deliver(recall_env)
     assert len(outbox.recent()) == 4
 
 
@@ -143,7 +184,7 @@ def test_a_booking_cancels_the_recall_at_dispatch_time(recall_env: dict[str, str
         {"kind": "booking", "at": "2027-06-01T10:00:00+09:00"},
         claims=DESK,
     )
-    report = dispatch(datetime(2027, 5, 23, 10, 0, tzinfo=KST))
+    report = dispatch(datetime(2027, 5, 23, 11, 0, tzinfo=KST))
     assert report["cancelled"] == 1
     touchpoints = call("GET", f"/patients/{pid2}/touchpoints", claims=DENTAL).body["touchpoints"]
     recall = next(t for t in touchpoints if t["step"] == "recall")
@@ -164,7 +205,7 @@ def test_a_visit_a_repeat_or_a_pause_cancel_what_they_make_pointless(
     )
     treat(repeated, tag="scaling", day="2027-02-01")
     call("POST", f"/patients/{paused}/pause", {"paused": True, "reason": "해외 체류"}, claims=DESK)
-    report = dispatch(datetime(2027, 5, 23, 10, 0, tzinfo=KST))
+    report = dispatch(datetime(2027, 5, 23, 11, 0, tzinfo=KST))
     reasons = {}
     for pid in (visited, repeated, paused):
         for t in call("GET", f"/patients/{pid}/touchpoints", claims=DENTAL).body["touchpoints"]:
@@ -197,9 +238,12 @@ def test_staff_cancel_one_touchpoint_and_move_a_treatment_date(recall_env: dict[
     assert moved.status == 200
     due = {t["step"]: (t["status"], t["due_at"]) for t in moved.body["touchpoints"]}
     assert due["precautions"][0] == "cancelled"  # a cancelled step stays cancelled
-    assert due["aftercare"] == ("planned", "2026-12-02T01:00:00.000000Z")
-    assert dispatch(datetime(2026, 11, 26, 10, 0, tzinfo=KST))["queued"] == 0  # the old time
-    assert dispatch(datetime(2026, 12, 2, 10, 0, tzinfo=KST))["queued"] == 1
+    status, at = due["aftercare"]
+    assert status == "planned"
+    window = datetime(2026, 12, 2, 10, 0, tzinfo=KST)
+    assert window <= clock.parse(at) < window + timedelta(hours=1)
+    assert dispatch(datetime(2026, 11, 26, 11, 0, tzinfo=KST))["queued"] == 0  # the old time
+    assert dispatch(datetime(2026, 12, 2, 11, 0, tzinfo=KST))["queued"] == 1
 
 
 def test_bad_input_is_named(recall_env: dict[str, str]) -> None:
@@ -233,16 +277,19 @@ def test_a_reply_joins_the_conversation_beside_the_manual_and_1_converts(
     from sotong.notify.providers.solapi import sign_webhook
 
     pid = register()
-    treat(pid, day="2026-05-23")  # six-month recall due today 10:00
-    dispatch(datetime(2026, 11, 23, 10, 0, tzinfo=KST))
-    run_sender(recall_env)
+    treat(pid, day="2026-05-23")  # six-month recall due today 10:00-11:00
+    dispatch(datetime(2026, 11, 23, 11, 0, tzinfo=KST))
+    deliver(recall_env)
+
+    sent: list[str] = []
 
     def reply(text: str) -> dict[str, Any]:
+        sent.append(text)
         body = json.dumps(
             [
                 {
                     "data": {
-                        "messageId": "M",
+                        "messageId": f"M{len(sent)}",  # the provider's id: one per message
                         "from": "01012345678",
                         "to": "025550100",
                         "text": text,
@@ -278,7 +325,7 @@ def test_a_reply_joins_the_conversation_beside_the_manual_and_1_converts(
         claims=DENTAL,
     )
     assert answered.status == 200
-    run_sender(recall_env)
+    deliver(recall_env)
     assert outbox.recent()[0]["text"] == "[소통치과피부과] 내일 오전에 내원해 주세요."
     follow_up = reply("주차장이 너무 좁아요")
     assert follow_up["replies"] == 1  # a recent recall: it joins the conversation, not a complaint
@@ -287,7 +334,7 @@ def test_a_reply_joins_the_conversation_beside_the_manual_and_1_converts(
 def test_a_booking_after_a_recall_marks_it_converted(recall_env: dict[str, str]) -> None:
     pid = register()
     treat(pid, tag="scaling", day="2026-05-23")
-    dispatch(datetime(2026, 11, 23, 10, 0, tzinfo=KST))
+    dispatch(datetime(2026, 11, 23, 11, 0, tzinfo=KST))
     answer = call(
         "POST",
         f"/patients/{pid}/appointments",
@@ -301,7 +348,7 @@ def test_an_erasure_leaves_nothing_personal(recall_env: dict[str, str]) -> None:
     pid = register()
     treat(pid, day="2026-11-22")
     dispatch(datetime(2026, 11, 23, 23, 30, tzinfo=KST))  # aftercare → held by quiet hours
-    run_sender(recall_env)
+    deliver(recall_env)
     assert call("DELETE", f"/patients/{pid}", claims=DENTAL).status == 403
     erased = call("DELETE", f"/patients/{pid}", claims=ADMIN)
     assert erased.status == 200
@@ -320,4 +367,46 @@ def test_an_erasure_leaves_nothing_personal(recall_env: dict[str, str]) -> None:
     clock.fix(datetime(2026, 11, 24, 8, 0, tzinfo=KST))
     from sotong.notify.release import release_due
 
-    assert release_due(clock.now()) == 0
+    assert release_due(clock.now(), "demo") == 0
+
+
+def test_the_same_inbound_message_twice_is_stored_once(recall_env: dict[str, str]) -> None:
+    pid = register()
+    treat(pid, tag="scaling", day="2026-05-23")
+    dispatch(datetime(2026, 11, 23, 11, 0, tzinfo=KST))
+    desk = RecallDesk(load_hospital())
+    received = datetime(2026, 11, 23, 11, 30, tzinfo=KST)
+    first = desk.inbound("+821012345678", "1", provider_message_id="M-1", received_at=received)
+    assert first is not None
+    assert first["converted"] is not None
+    assert "duplicate" not in first
+    clock.fix(received + timedelta(minutes=5))  # the provider retries its webhook later
+    again = desk.inbound("+821012345678", "1", provider_message_id="M-1")
+    assert again is not None
+    assert again["duplicate"] is True
+    assert again["converted"] is None  # nothing converted twice
+    other = desk.inbound("+821012345678", "감사합니다", provider_message_id="M-2")
+    assert other is not None
+    assert "duplicate" not in other
+    talk = desk.conversation(pid)["messages"]
+    assert [m["text"] for m in talk] == ["1", "감사합니다"]
+    assert talk[0]["at"] == clock.iso(received)
+
+
+def test_a_staff_answer_and_its_message_are_written_together(recall_env: dict[str, str]) -> None:
+    pid = register()
+    desk = RecallDesk(load_hospital())
+    desk.answer(pid, "내일 오전에 오세요.", "dental.lee")
+    desk.answer(pid, "주차는 지하 2층입니다.", "dental.lee")
+    pending = txoutbox.pending(clock.now() + timedelta(days=1))
+    keys = sorted(json.loads(p["request"])["idempotency_key"] for p in pending)
+    assert keys == [f"conversation:{pid}:1", f"conversation:{pid}:2"]
+    assert [m["text"] for m in desk.conversation(pid)["messages"]] == [
+        "내일 오전에 오세요.",
+        "주차는 지하 2층입니다.",
+    ]
+    deliver(recall_env)
+    assert {m["text"] for m in outbox.recent()} == {
+        "[소통치과피부과] 내일 오전에 오세요.",
+        "[소통치과피부과] 주차는 지하 2층입니다.",
+    }

@@ -303,6 +303,23 @@ class PlanStep(_Model):
     template: Slug
     purpose: Purpose = "service"
     cancel_if: tuple[CancelCondition, ...] = ()
+    spread_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=720,
+        description="send window after `at`: each patient's touchpoint is placed at a fixed "
+        "offset inside [at, at + spread) (a hash of patient and step), so a day's touchpoints "
+        "do not all fall due in the same second; 0 sends every one at `at`",
+    )
+
+    @model_validator(mode="after")
+    def _window_within_the_day(self) -> PlanStep:
+        if self.at.hour * 60 + self.at.minute + self.spread_minutes > 24 * 60:
+            raise ValueError(
+                f"spread_minutes: {self.spread_minutes} minutes after {self.at:%H:%M} runs into "
+                "the next day; start earlier or spread less"
+            )
+        return self
 
     @property
     def offset_parts(self) -> tuple[int, str]:
@@ -318,6 +335,16 @@ class TreatmentTag(_Model):
     department: Slug
     manual: str = Field(default="", max_length=5000, description="consultation manual for staff")
     plan: tuple[PlanStep, ...] = Field(min_length=1)
+
+
+class MarketingSettings(_Model):
+    min_days_between_ads: int = Field(
+        default=7,
+        ge=0,
+        le=365,
+        description="frequency cap: a patient is sent at most one advertising message (campaign "
+        "or marketing plan step) in this many days; 0 turns the cap off",
+    )
 
 
 class HospitalConfig(_Model):
@@ -338,6 +365,7 @@ class HospitalConfig(_Model):
     sender: SenderProfile
     templates: tuple[Template, ...] = ()
     treatment_tags: tuple[TreatmentTag, ...] = ()
+    marketing: MarketingSettings = Field(default_factory=MarketingSettings)
 
     @field_validator("hospital_id")
     @classmethod

@@ -1,43 +1,74 @@
-"""Campaigns: one marketing template sent to a segment, through the notification pipeline.
+"""Campaigns: one marketing template sent to a segment, as a job that runs at the send rate.
 
-- Only patients with marketing consent are queued; the others are counted as skipped, as are
-  paused patients (staff paused their follow-ups). Every other rule stays the pipeline's: `(광고)`,
-  sender name and free opt-out number, opt-outs, the 21:00–08:00 hold without night consent, no
-  AlimTalk for ads.
-- Never twice: the campaign id comes from the caller's `Idempotency-Key`, and each message's
-  idempotency key is `campaign:<id>:<patient>`, so a retried request (or one that resumes a
-  creation that crashed half-way) queues the same messages again and the sender drops the repeats.
-- Enqueued synchronously, in SQS batches of 10 sent from a few threads, up to `MAX_TARGETED`
-  patients; a larger segment is refused (400) and must be narrowed.
-- Item: `CAMPAIGN#<id>` / `CAMPAIGN`. Results come from the message records referring to it
-  (gsi3 `REF#campaign#<id>`): reading them grows with the campaign's messages.
+- `POST /campaigns` creates the job and returns at once (`planned`). A campaign is one per
+  business key, the segment + template + send date: the same request again (whatever its
+  `Idempotency-Key`, a retry or a double click) answers the same campaign with 200.
+- The `campaign_runner` schedule (every minute) advances each active job under a lease of its
+  own: it pages through the segment (`segments.read_page`, resumable from the job's cursor) and
+  writes each page's message requests (outbox items) together with the job's new cursor and
+  counts in one transaction, so a crash, a timeout or a concurrent runner can neither skip nor
+  repeat a patient. A run queues at most `sender.rate_per_second x 60` messages per job: a
+  200,000-patient campaign takes as long as the provider needs to send it, not one API call.
+- Per recipient the transaction also sets `last_ad_at` on the patient, on condition that they
+  still exist and had no advertising within `marketing.min_days_between_ads` days (the frequency
+  cap): a transaction of 49 recipients (an outbox item and a patient update each) and the job.
+- The job skips only what it knows: no marketing consent (`skipped_no_consent`), paused
+  (`skipped_paused`), advertised recently (`skipped_frequency`), erased (`skipped_erased`). Every
+  other rule stays the pipeline's: `(광고)`, sender name and free opt-out number, opt-outs, the
+  21:00-08:00 hold without night consent, no AlimTalk for ads, consent checked again at send.
+- `POST /campaigns/{id}/cancel` stops it between pages (the next page's job update is refused).
+- Item: `CAMPAIGN#<id>` / `CAMPAIGN`, on gsi2 `CAMPAIGNS` / `<send date>#<created>#<id>` while
+  planned or running (what the runner reads: never a Scan). Results come from the message
+  records referring to it (gsi3 `REF#campaign#<id>`), counted up to `RESULTS_LIMIT`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from sotong import clock, store
 from sotong.config.schema import HospitalConfig, Template
 from sotong.errors import BadRequest, Conflict, NotFound
+from sotong.notify import txoutbox
 from sotong.notify.model import DONE, MessageRequest
 from sotong.recall import repository as repo
-from sotong.recall.segments import Member, Segment, evaluate, known_tag, marketing_consent
+from sotong.recall.segments import Entry, Segment, known_tag, marketing_consent, read_page
 from sotong.recall.service import patient_recipient, patient_variables
 
-Enqueue = Callable[[list[MessageRequest]], int]
-MAX_TARGETED = 5_000
-CHUNK = 100
-"""requests per enqueue call (10 SQS batches); chunks go out from `WORKERS` threads"""
-WORKERS = 8
+TimeLeft = Callable[[], float]
 FILLABLE = ("hospital", "name", "callback", "opt_out")
+ACTIVE = ("planned", "running")
+ACTIVE_INDEX = "CAMPAIGNS"
+PAGE = 100
+"""treatments read from the tag index per page (their patients: one BatchGetItem)"""
+PER_TRANSACTION = 49
+"""recipients per TransactWriteItems: 2 actions each, plus the job's update, within 100"""
+LEASE_HOLD = timedelta(seconds=150)
+"""longer than the runner's 120 s timeout"""
+STOP_MARGIN_S = 20.0
+RESULTS_LIMIT = 20_000
+"""message records counted for a campaign's results (a larger one says `counted_all: false`)"""
+CONFLICT_ATTEMPTS = 6
+COUNTERS = (
+    "treatments_read",
+    "evaluated",
+    "queued",
+    "skipped_no_consent",
+    "skipped_paused",
+    "skipped_frequency",
+    "skipped_erased",
+    "pages",
+)
 
 
 class CampaignRequest(BaseModel):
@@ -46,11 +77,16 @@ class CampaignRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100, examples=["2026 겨울 스케일링 안내"])
     segment: Segment
     template_id: str = Field(min_length=1, max_length=40, examples=["scaling_next_step"])
+    send_on: date | None = Field(
+        default=None,
+        description="local day the campaign starts sending (default today); part of what makes "
+        "it the same campaign: the same segment and template on the same day is one campaign",
+    )
 
 
 def checked_key(header: str | None) -> str:
-    """A campaign is created under the caller's `Idempotency-Key` (required: a marketing send
-    that is repeated must never reach people twice)."""
+    """The caller's `Idempotency-Key` (required, as for any send; the campaign itself is one
+    per segment, template and send date, whatever the key)."""
     field = "header.idempotency-key"
     if header is None or not header.strip():
         raise BadRequest(
@@ -62,8 +98,12 @@ def checked_key(header: str | None) -> str:
     return header.strip()
 
 
-def campaign_id(hospital_id: str, idempotency_key: str) -> str:
-    digest = hashlib.sha256(f"{hospital_id}\x00campaign\x00{idempotency_key}".encode())
+def business_key(segment: Segment, template_id: str, send_on: date) -> str:
+    return f"{segment.model_dump_json()}\x00{template_id}\x00{send_on.isoformat()}"
+
+
+def campaign_id(hospital_id: str, key: str) -> str:
+    digest = hashlib.sha256(f"{hospital_id}\x00campaign\x00{key}".encode())
     return "m" + digest.hexdigest()[:24]
 
 
@@ -82,8 +122,26 @@ def get_item(cid: str) -> dict[str, Any] | None:
     return repo.strip(store.from_item(item)) if item else None
 
 
-def records_of(cid: str) -> Iterator[dict[str, Any]]:
-    """Status and reason of every message record referring to the campaign (all pages)."""
+def active_jobs() -> list[str]:
+    """Ids of the planned and running campaigns, oldest send date first (the sparse index)."""
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "IndexName": "gsi2",
+        "KeyConditionExpression": "gsi2pk = :p",
+        "ExpressionAttributeValues": store.values(p=ACTIVE_INDEX),
+        "ProjectionExpression": "id",
+    }
+    found: list[str] = []
+    while True:
+        page = store.dynamodb().query(**kwargs)
+        found += [str(store.from_item(i)["id"]) for i in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def records_of(cid: str, limit: int = RESULTS_LIMIT) -> Iterator[dict[str, Any]]:
+    """Status and reason of the message records referring to the campaign (up to `limit`)."""
     kwargs: dict[str, Any] = {
         "TableName": store.table_name(),
         "IndexName": "gsi3",
@@ -92,20 +150,37 @@ def records_of(cid: str) -> Iterator[dict[str, Any]]:
         "ProjectionExpression": "#s, #r",
         "ExpressionAttributeNames": {"#s": "status", "#r": "reason"},
     }
+    given = 0
     while True:
         page = store.dynamodb().query(**kwargs)
         for item in page.get("Items", []):
+            if given >= limit:
+                return
+            given += 1
             yield store.from_item(item)
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def message(
+    hospital: HospitalConfig, cid: str, template: Template, patient: dict[str, Any]
+) -> MessageRequest:
+    return MessageRequest(
+        idempotency_key=f"campaign:{cid}:{patient['id']}",
+        recipient=patient_recipient(patient),
+        template_id=template.id,
+        variables=patient_variables(hospital, template, patient),
+        purpose="marketing",
+        refs={"campaign": cid},
+    )
+
+
 @dataclass
 class CampaignDesk:
+    """What the API does with campaigns: create, read, cancel."""
+
     hospital: HospitalConfig
-    enqueue: Enqueue
-    workers: int = WORKERS
 
     def marketing_template(self, template_id: str) -> Template:
         template = self.hospital.template(template_id)
@@ -134,50 +209,24 @@ class CampaignDesk:
     def create(
         self, request: CampaignRequest, created_by: str, idempotency_key: str
     ) -> tuple[dict[str, Any], bool]:
-        """Create the campaign and queue its messages. Returns (campaign, created); the same key
-        returns the same campaign and queues nothing new (unless the first call stopped before
-        it finished queueing: then the rest is queued, and the sender drops any repeat)."""
+        """Create the campaign job (nothing is read or sent yet). Returns (campaign, created):
+        the same segment, template and send date give the same campaign, created once."""
         template = self.marketing_template(request.template_id)
         known_tag(self.hospital, request.segment.tag, "body.segment.tag")
         segment = request.segment.model_copy(update={"marketing_consent_only": True})
-        fingerprint = hashlib.sha256(
-            f"{request.name}\x00{segment.model_dump_json()}\x00{template.id}".encode()
-        ).hexdigest()[:16]
-        cid = campaign_id(self.hospital.hospital_id, idempotency_key)
+        now = clock.now()
+        today = now.astimezone(self.hospital.zone).date()
+        send_on = request.send_on or today
+        if send_on < today:
+            raise BadRequest(
+                f"body.send_on: {send_on} is in the past (today is {today})", field="body.send_on"
+            )
+        cid = campaign_id(self.hospital.hospital_id, business_key(segment, template.id, send_on))
         existing = get_item(cid)
         if existing is not None:
-            if existing.get("fingerprint") != fingerprint:
-                raise Conflict(
-                    "header.idempotency-key: this key was already used for a different campaign",
-                    field="header.idempotency-key",
-                )
-            if existing.get("status") == "queued":
-                return self.view(existing), False
-
-        # Every patient of the segment, consented or not, to count the skipped ones.
-        evaluation = evaluate(
-            segment.model_copy(update={"marketing_consent_only": False}),
-            self.hospital,
-            with_patients=True,
-        )
-        consented = [m for m in evaluation.members if m.patient and marketing_consent(m.patient)]
-        targets = [m for m in consented if not (m.patient or {}).get("paused")]
-        if len(targets) > MAX_TARGETED:
-            raise BadRequest(
-                f"body.segment: {len(targets)} patients to message, more than the "
-                f"{MAX_TARGETED:,} a campaign may send at once; narrow the segment (dates, "
-                "no_visit_since) and send it in parts",
-                field="body.segment",
-                targeted=len(targets),
-                limit=MAX_TARGETED,
-            )
-        counts = {
-            "matched": len(evaluation.members),
-            "targeted": len(targets),
-            "skipped_no_consent": len(evaluation.members) - len(consented),
-            "skipped_paused": len(consented) - len(targets),
-        }
-        item = existing or {
+            return self.view(existing), False
+        created_at = clock.iso(now)
+        item: dict[str, Any] = {
             "pk": _pk(cid),
             "sk": "CAMPAIGN",
             "id": cid,
@@ -185,57 +234,21 @@ class CampaignDesk:
             "segment": segment.model_dump(mode="json"),
             "template": template.id,
             "channel": template.channel,
-            "fingerprint": fingerprint,
+            "send_on": send_on.isoformat(),
+            "idempotency_key": idempotency_key,
             "created_by": created_by,
-            "created_at": clock.iso(clock.now()),
-            "status": "queueing",
-            **counts,
-            "segment_cost": evaluation.cost.as_dict(),
+            "created_at": created_at,
+            "status": "planned",
+            "version": 0,
+            **dict.fromkeys(COUNTERS, 0),
+            "gsi2pk": ACTIVE_INDEX,
+            "gsi2sk": f"{send_on.isoformat()}#{created_at}#{cid}",
         }
-        created = existing is None
-        if created and not repo.put_new(item):
-            # A concurrent request with the same key got here first: answer as a repeat.
+        if not store.put_new(item):  # a concurrent request for the same campaign got here first
             raced = get_item(cid)
             assert raced is not None
             return self.view(raced), False
-        self._send(cid, template, targets)
-        self._mark_queued(cid, counts)
-        stored = get_item(cid)
-        assert stored is not None
-        return self.view(stored), created
-
-    def _send(self, cid: str, template: Template, targets: list[Member]) -> None:
-        requests = [self.message(cid, template, m.patient) for m in targets if m.patient]
-        chunks = [requests[i : i + CHUNK] for i in range(0, len(requests), CHUNK)]
-        if len(chunks) <= 1 or self.workers <= 1:
-            for chunk in chunks:
-                self.enqueue(chunk)
-            return
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for _ in pool.map(self.enqueue, chunks):  # re-raises the first failure
-                pass
-
-    def _mark_queued(self, cid: str, counts: dict[str, int]) -> None:
-        """Queueing finished; the counts are those of the run that finished it (a resumed
-        creation evaluates the segment again)."""
-        sets = {"status": "queued", "queued_at": clock.iso(clock.now()), **counts}
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(_pk(cid), "CAMPAIGN"),
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
-            ExpressionAttributeNames={f"#{k}": k for k in sets},
-            ExpressionAttributeValues=store.values(**sets),
-        )
-
-    def message(self, cid: str, template: Template, patient: dict[str, Any]) -> MessageRequest:
-        return MessageRequest(
-            idempotency_key=f"campaign:{cid}:{patient['id']}",
-            recipient=patient_recipient(patient),
-            template_id=template.id,
-            variables=patient_variables(self.hospital, template, patient),
-            purpose="marketing",
-            refs={"campaign": cid},
-        )
+        return self.view(repo.strip(item)), True
 
     def get(self, cid: str) -> dict[str, Any]:
         item = get_item(cid)
@@ -243,8 +256,45 @@ class CampaignDesk:
             raise NotFound(f"no campaign {cid}", field="path.campaign_id")
         return self.view(item)
 
+    def cancel(self, cid: str, by: str) -> dict[str, Any]:
+        """Stop the campaign: the runner's next page is refused, so what is queued stays
+        queued and nothing more is. Cancelling again answers the same; a finished campaign
+        cannot be cancelled (409)."""
+        now = clock.iso(clock.now())
+        try:
+            store.dynamodb().update_item(
+                TableName=store.table_name(),
+                Key=store.key(_pk(cid), "CAMPAIGN"),
+                UpdateExpression="SET #status = :cancelled, cancelled_by = :by, "
+                "cancelled_at = :now, updated_at = :now, #version = #version + :one "
+                "REMOVE gsi2pk, gsi2sk",
+                ConditionExpression="#status IN (:planned, :running)",
+                ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                ExpressionAttributeValues=store.values(
+                    cancelled="cancelled",
+                    by=by,
+                    now=now,
+                    one=1,
+                    planned="planned",
+                    running="running",
+                ),
+            )
+        except ClientError as error:
+            if not store.conditional_failed(error):
+                raise
+            item = get_item(cid)
+            if item is None:
+                raise NotFound(f"no campaign {cid}", field="path.campaign_id") from None
+            if item.get("status") != "cancelled":
+                raise Conflict(
+                    f"campaign {cid} is {item.get('status')}: only a planned or running campaign "
+                    "can be cancelled",
+                    field="path.campaign_id",
+                ) from None
+        return self.get(cid)
+
     def view(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The campaign with its results so far: its message records counted by status."""
+        """The campaign with its progress and its results so far (message records by status)."""
         statuses: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
         for record in records_of(item["id"]):
@@ -253,16 +303,271 @@ class CampaignDesk:
             if record.get("reason") and status in ("held", "suppressed", "failed", "retry"):
                 reasons[f"{status}: {str(record['reason']).split(':')[0]}"] += 1
         recorded = sum(statuses.values())
-        targeted = int(item.get("targeted", 0))
+        queued = int(item.get("queued", 0))
         done = sum(n for status, n in statuses.items() if status in DONE)
-        public = {k: v for k, v in item.items() if k != "fingerprint"}
+        public = {k: v for k, v in item.items() if k not in ("cursor", "version")}
         return {
             **public,
             "results": {
                 "by_status": dict(sorted(statuses.items())),
                 "reasons": dict(sorted(reasons.items())),
-                "awaiting_sender": max(0, targeted - recorded),
+                "awaiting_sender": max(0, queued - recorded),
                 "finished": done,
-                "complete": item.get("status") == "queued" and done >= targeted,
+                "counted_all": recorded < RESULTS_LIMIT,
+                "complete": item.get("status") == "done" and done >= queued,
             },
+        }
+
+
+# --- the runner -----------------------------------------------------------------------------------
+@dataclass
+class JobRun:
+    """What one run did for one campaign."""
+
+    id: str
+    outcome: str = ""
+    """done, budget (the run's share sent), time (deadline), cancelled, busy (another runner
+    holds the lease), waiting (send date ahead), gone"""
+    queued: int = 0
+    evaluated: int = 0
+    pages: int = 0
+    transactions: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "outcome": self.outcome,
+            "queued": self.queued,
+            "evaluated": self.evaluated,
+            "pages": self.pages,
+            "transactions": self.transactions,
+        }
+
+
+@dataclass
+class _Chunk:
+    """Consecutive index entries written in one transaction with the job's progress."""
+
+    cursor: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    sends: list[dict[str, Any]] = field(default_factory=list)
+    """the patients to message"""
+    final: bool = False
+
+
+@dataclass
+class CampaignRunner:
+    hospital: HospitalConfig
+
+    @property
+    def budget(self) -> int:
+        """Messages per job per run: a minute's worth at the provider's rate."""
+        return max(1, int(self.hospital.sender.rate_per_second * 60))
+
+    def run(self, now: datetime, time_left: TimeLeft | None = None) -> list[JobRun]:
+        runs = []
+        for cid in active_jobs():
+            if time_left is not None and time_left() < STOP_MARGIN_S:
+                break
+            runs.append(self.run_job(cid, now, time_left))
+        return runs
+
+    def run_job(self, cid: str, now: datetime, time_left: TimeLeft | None = None) -> JobRun:
+        result = JobRun(cid)
+        owner = uuid.uuid4().hex
+        lease = f"campaign:{cid}"
+        if not repo.take_lease(lease, owner, now, LEASE_HOLD):
+            result.outcome = "busy"
+            return result
+        try:
+            self._advance(cid, now, time_left, result)
+        finally:
+            repo.release_lease(lease, owner)
+        return result
+
+    def _advance(self, cid: str, now: datetime, time_left: TimeLeft | None, result: JobRun) -> None:
+        job = get_item(cid)  # read under the lease
+        if job is None or job.get("status") not in ACTIVE:
+            result.outcome = "gone" if job is None else str(job.get("status"))
+            return
+        if date.fromisoformat(job["send_on"]) > now.astimezone(self.hospital.zone).date():
+            result.outcome = "waiting"
+            return
+        template = self.hospital.template(job["template"])
+        if template is None:  # the template left the config: nothing more can be sent
+            CampaignDesk(self.hospital).cancel(
+                cid, f"campaign_runner: no template {job['template']}"
+            )
+            result.outcome = "cancelled"
+            return
+        segment = Segment.model_validate({**job["segment"], "marketing_consent_only": False})
+        cap = timedelta(days=self.hospital.marketing.min_days_between_ads)
+        left = self.budget
+        while True:
+            if result.pages and time_left is not None and time_left() < STOP_MARGIN_S:
+                result.outcome = "time"
+                return
+            page = read_page(segment, self.hospital, job.get("cursor"), limit=PAGE)
+            result.pages += 1
+            chunks = self._chunks(page.entries, page.next_cursor is None, left, now - cap)
+            chunks[0].counts["pages"] += 1
+            for chunk in chunks:
+                if not self._commit(job, chunk, template, now, cap, result):
+                    result.outcome = "cancelled"
+                    return
+                left -= len(chunk.sends)
+                if chunk.final:
+                    result.outcome = "done"
+                    return
+            if left <= 0:
+                result.outcome = "budget"
+                return
+
+    def _chunks(
+        self, entries: list[Entry], last_page: bool, left: int, cutoff: datetime
+    ) -> list[_Chunk]:
+        """Split a page into transactions of up to PER_TRANSACTION recipients, stopping where
+        the run's budget ends (the rest of the page is read again by the next run)."""
+        chunks = [_Chunk()]
+        given = 0
+        consumed = 0
+        for entry in entries:
+            chunk = chunks[-1]
+            chunk.cursor = entry.cursor
+            consumed += 1
+            chunk.counts["treatments_read"] += 1
+            patient = entry.patient
+            if patient is None:
+                chunk.counts["evaluated"] += 1
+                chunk.counts["skipped_erased"] += 1
+            elif entry.member:
+                chunk.counts["evaluated"] += 1
+                last_ad = patient.get("last_ad_at")
+                if not marketing_consent(patient):
+                    chunk.counts["skipped_no_consent"] += 1
+                elif patient.get("paused"):
+                    chunk.counts["skipped_paused"] += 1
+                elif last_ad and clock.parse(str(last_ad)) > cutoff:
+                    chunk.counts["skipped_frequency"] += 1
+                else:
+                    chunk.sends.append(patient)
+                    given += 1
+            if given >= left:
+                break
+            if len(chunk.sends) >= PER_TRANSACTION:
+                chunks.append(_Chunk())
+        if not chunks[-1].cursor and len(chunks) > 1:
+            chunks.pop()  # the page ended exactly on a full chunk
+        chunks[-1].final = last_page and consumed == len(entries)
+        return chunks
+
+    def _commit(
+        self,
+        job: dict[str, Any],
+        chunk: _Chunk,
+        template: Template,
+        now: datetime,
+        cap: timedelta,
+        result: JobRun,
+    ) -> bool:
+        """Write the chunk's messages with the job's progress; False when the job was changed
+        meanwhile (cancelled, or advanced by another runner): nothing of the chunk is written.
+        A recipient refused by their condition (advertised meanwhile, erased) is skipped."""
+        conflicts = 0
+        while True:
+            counts = Counter(chunk.counts)
+            counts["queued"] += len(chunk.sends)
+            actions = [self._job_update(job, counts, chunk, now)]
+            for patient in chunk.sends:
+                request = message(self.hospital, job["id"], template, patient)
+                (put,) = txoutbox.actions(self.hospital.hospital_id, [request])
+                actions += [
+                    put,
+                    repo.last_ad_update(patient["id"], now, f"campaign:{job['id']}", now - cap),
+                ]
+            result.transactions += 1
+            try:
+                if len(actions) == 1:
+                    store.dynamodb().update_item(**actions[0]["Update"])
+                else:
+                    store.dynamodb().transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+            except ClientError as error:
+                if len(actions) == 1 and store.conditional_failed(error):
+                    return False
+                codes = repo.cancellation_codes(error)
+                if codes is None:
+                    if store.transaction_refused(error):
+                        return False  # no reasons to tell which: leave it to the next run
+                    raise
+                if codes[0] == "ConditionalCheckFailed":
+                    return False
+                refused = {
+                    (i - 1) // 2
+                    for i, code in enumerate(codes)
+                    if i and code == "ConditionalCheckFailed"
+                }
+                if refused:
+                    self._skip_refused(chunk, refused)
+                    continue
+                if set(codes) - {"None", "TransactionConflict"}:
+                    raise
+                conflicts += 1
+                if conflicts >= CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(min(1.0, 0.05 * 2**conflicts))
+                continue
+            for name in COUNTERS:
+                job[name] = int(job.get(name, 0)) + counts[name]
+            job["version"] = int(job.get("version", 0)) + 1
+            job["status"] = "done" if chunk.final else "running"
+            if chunk.cursor:
+                job["cursor"] = chunk.cursor
+            result.queued += counts["queued"]
+            result.evaluated += counts["evaluated"]
+            return True
+
+    def _skip_refused(self, chunk: _Chunk, refused: set[int]) -> None:
+        kept = []
+        for index, patient in enumerate(chunk.sends):
+            if index not in refused:
+                kept.append(patient)
+            elif repo.get_patient(patient["id"]) is None:
+                chunk.counts["skipped_erased"] += 1
+            else:
+                chunk.counts["skipped_frequency"] += 1
+        chunk.sends = kept
+
+    def _job_update(
+        self, job: dict[str, Any], counts: Counter[str], chunk: _Chunk, now: datetime
+    ) -> dict[str, Any]:
+        stamp = clock.iso(now)
+        sets: dict[str, Any] = {name: int(job.get(name, 0)) + counts[name] for name in COUNTERS} | {
+            "status": "done" if chunk.final else "running",
+            "updated_at": stamp,
+        }
+        sets["version"] = int(job.get("version", 0)) + 1
+        if chunk.cursor and not chunk.final:
+            sets["cursor"] = chunk.cursor
+        if chunk.final:
+            sets["finished_at"] = stamp
+        names = {f"#{k}": k for k in sets} | {"#started": "started_at"}
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+        expression += ", #started = if_not_exists(#started, :updated_at)"
+        if chunk.final:
+            expression += " REMOVE gsi2pk, gsi2sk, #cursor"
+            names["#cursor"] = "cursor"
+        return {
+            "Update": {
+                "TableName": store.table_name(),
+                "Key": store.key(_pk(job["id"]), "CAMPAIGN"),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#version = :expected AND #status IN (:planned, :running)",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": store.values(
+                    **sets,
+                    expected=int(job.get("version", 0)),
+                    planned="planned",
+                    running="running",
+                ),
+            }
         }

@@ -43,7 +43,7 @@ import io
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -528,10 +528,6 @@ def render(report: dict[str, Any]) -> str:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _nothing_to_send(requests: Sequence[Any]) -> int:
-    return 0
-
-
 @dataclass(frozen=True)
 class _Said:
     """What a patient's rows say about them, in file order: a later row's cell wins over an
@@ -573,7 +569,7 @@ class Importer:
         chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         self.hospital = hospital
-        self.desk = RecallDesk(hospital, _nothing_to_send)
+        self.desk = RecallDesk(hospital)
         self.by = by
         self.dry_run = dry_run
         self.chunk_rows = chunk_rows

@@ -8,13 +8,20 @@ treatment can only be known by also reading the later ones, so `last_treatment_b
 the Query). Patients are then read by BatchGetItem (100 per request) only when a filter or the
 answer needs them: a count without `no_visit_since` or `marketing_consent_only` reads no patient.
 Reads grow with the treatments of that tag, not with the table.
+
+Resumable (`read_page`, what a campaign job pages through): the tag index is read in order from a
+cursor, a page at a time, with the page's patients. A treatment stands for its patient when it
+is their latest of the tag (the patient item keeps `last_treatment`), so each patient is met
+once, at their latest treatment, and both `last_treatment_after` and `last_treatment_before`
+bound the Query. The cursor is the index key of the last treatment taken: a job that stops
+anywhere (a page, a transaction, a deadline) carries on from there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -196,6 +203,105 @@ def evaluate(
             kept.append(member)
         members = kept
     return Evaluation(members, cost)
+
+
+@dataclass
+class Entry:
+    """One treatment read from the tag index, in index order, and what it stands for."""
+
+    cursor: str
+    """resume after this treatment"""
+    patient_id: str
+    day: str
+    patient: dict[str, Any] | None
+    """None: the patient is gone (erased since; the index is eventually consistent)"""
+    member: bool
+    """the patient's latest treatment of the tag, and the segment's filters hold"""
+
+
+@dataclass
+class EntryPage:
+    entries: list[Entry]
+    next_cursor: str | None
+    """None: the index is read to its end"""
+    cost: Cost = field(default_factory=Cost)
+
+
+def _bounds(segment: Segment) -> tuple[str, dict[str, Any]]:
+    condition = "gsi1pk = :t"
+    values: dict[str, Any] = {"t": f"TAG#{segment.tag}"}
+    after, before = segment.last_treatment_after, segment.last_treatment_before
+    low = after.isoformat() if after else None
+    # the latest treatment is before `before`: the last index key it can have is the day before's
+    high = (before - timedelta(days=1)).isoformat() + "#~" if before else None
+    if low and high:
+        condition += " AND gsi1sk BETWEEN :lo AND :hi"
+        values.update(lo=low, hi=high)
+    elif low:
+        condition += " AND gsi1sk >= :lo"
+        values["lo"] = low
+    elif high:
+        condition += " AND gsi1sk <= :hi"
+        values["hi"] = high
+    return condition, values
+
+
+def read_page(
+    segment: Segment, hospital: HospitalConfig, cursor: str | None, limit: int = 100
+) -> EntryPage:
+    """Up to `limit` treatments of the segment's tag after `cursor`, in index order (oldest
+    first), each with its patient and whether it stands for a member."""
+    known_tag(hospital, segment.tag)
+    cost = Cost()
+    condition, values = _bounds(segment)
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "IndexName": "gsi1",
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": store.values(**values),
+        "ProjectionExpression": "#g, #p, #s",
+        "ExpressionAttributeNames": {"#g": "gsi1sk", "#p": "pk", "#s": "sk"},
+        "Limit": limit,
+    }
+    if cursor:
+        kwargs["ExclusiveStartKey"] = repo.decode_key(cursor)
+    read: list[dict[str, Any]] = []
+    following: dict[str, Any] | None = None
+    while len(read) < limit:
+        kwargs["Limit"] = limit - len(read)
+        page = store.dynamodb().query(**kwargs)
+        cost.query_pages += 1
+        read += page.get("Items", [])
+        following = page.get("LastEvaluatedKey")
+        if not following:
+            break
+        kwargs["ExclusiveStartKey"] = following
+    cost.treatments_read += len(read)
+    keyed = []
+    for item in read:
+        day, _, pid = item["gsi1sk"]["S"].partition("#")
+        key = {
+            "gsi1pk": {"S": f"TAG#{segment.tag}"},
+            **{k: item[k] for k in ("gsi1sk", "pk", "sk")},
+        }
+        keyed.append((repo.encode_key(key), pid, day))
+    patients = read_patients((pid for _, pid, _ in keyed if pid), cost)
+    since = start_of(segment.no_visit_since, hospital) if segment.no_visit_since else None
+    entries = []
+    for position, pid, day in keyed:
+        patient = patients.get(pid)
+        member = patient is not None and _stands_for(patient, segment, day, since)
+        entries.append(Entry(position, pid, day, patient, member))
+    return EntryPage(entries, entries[-1].cursor if entries and following else None, cost)
+
+
+def _stands_for(patient: dict[str, Any], segment: Segment, day: str, since: str | None) -> bool:
+    latest = (patient.get("last_treatment") or {}).get(segment.tag)
+    if latest and latest != day:
+        return False  # not the latest treatment of the tag: the latest one stands for them
+    if since is not None and _visited_since(patient, since):
+        return False
+    return not (segment.marketing_consent_only and not marketing_consent(patient))
 
 
 def row(member: Member) -> dict[str, Any]:

@@ -3,21 +3,25 @@
 Consent, opt-outs, quiet hours and never-twice stay the notification pipeline's; this module
 decides *which* touchpoints are due and whether their reason still holds (cancellation rules are
 checked at dispatch time, so a booking made after planning still cancels a recall).
+
+Nothing here calls SQS: a touchpoint's `queued` mark and its message request (an outbox item)
+are one transaction, as are a staff reply and its message; the outbox relay publishes them.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sotong import clock, store
 from sotong.config.schema import HospitalConfig, Template, TreatmentTag
-from sotong.errors import BadRequest, NotFound
-from sotong.notify import records
+from sotong.errors import BadRequest, Conflict, NotFound
+from sotong.notify import records, txoutbox
 from sotong.notify.model import MessageRequest, Recipient, message_id, recipient_key
 from sotong.recall import repository as repo
 from sotong.recall.model import (
@@ -29,12 +33,27 @@ from sotong.recall.model import (
 )
 from sotong.recall.plan import plan
 
-Enqueue = Callable[[list[MessageRequest]], int]
+TimeLeft = Callable[[], float]
+"""seconds the caller may still run (a Lambda context's remaining time)"""
 PAST_GRACE = timedelta(hours=12)
 FIRST_LOOKBACK = timedelta(days=1)
 REPLY_WINDOW = timedelta(days=30)
 CONVERSION_WINDOW = timedelta(days=60)
 BOOKING_PROMPT_STEP = "recall"
+DISPATCH = "recall_dispatch"
+"""the dispatcher's watermark and lease"""
+LEASE_HOLD = timedelta(seconds=150)
+"""longer than the dispatcher's 120 s timeout: a crashed run blocks the next ones briefly"""
+INDEX_LAG = timedelta(minutes=5)
+"""the due index (a GSI) is eventually consistent: each run reads this far behind the
+watermark again; the conditional `queued` mark keeps a touchpoint read twice from going twice"""
+STOP_MARGIN_S = 15.0
+"""a run stops taking on touchpoints with less time left than this"""
+SLICE = 1_000
+"""touchpoints decided together (their patients read in one go)"""
+SEND_UNITS = 50
+"""touchpoints per TransactWriteItems: a `queued` mark and an outbox item each"""
+CANCEL_UNITS = 100
 
 
 def _parse(stamp: str) -> datetime:
@@ -76,13 +95,40 @@ class DispatchReport:
     queued: int = 0
     cancelled: int = 0
     already_done: int = 0
+    """read again (the index lags) or moved on by someone else between read and write"""
+    deferred: int = 0
+    """marketing steps moved later by the frequency cap"""
     reasons: Counter[str] = field(default_factory=Counter)
+    leased: bool = True
+    """False: another run held the lease, this one did nothing"""
+    complete: bool = True
+    """False: stopped before the deadline; the watermark stays where it got to"""
+    writes: Counter[str] = field(default_factory=Counter)
+    """write requests by kind"""
+    watermark: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "queued": self.queued,
+            "cancelled": self.cancelled,
+            "already_done": self.already_done,
+            "deferred": self.deferred,
+            "reasons": dict(self.reasons),
+            "leased": self.leased,
+            "complete": self.complete,
+            "writes": dict(self.writes),
+            "watermark": self.watermark,
+        }
+
+
+def _tp_sk(touchpoint: dict[str, Any]) -> str:
+    return f"TP#{touchpoint['treatment_id']}#{touchpoint['step']}"
 
 
 @dataclass
 class RecallDesk:
     hospital: HospitalConfig
-    enqueue: Enqueue
 
     # --- patients -------------------------------------------------------------------------------
     def register(self, registration: PatientRegistration) -> dict[str, Any]:
@@ -151,7 +197,7 @@ class RecallDesk:
     ) -> list[dict[str, Any]]:
         now = clock.now()
         items = []
-        for planned in plan(self.hospital, tag, day):
+        for planned in plan(self.hospital, tag, day, pid):
             due = planned.due_at
             status = "planned"
             if due < now - PAST_GRACE:
@@ -216,7 +262,8 @@ class RecallDesk:
                 "date_changed_by": by,
             }
         )
-        repo.note_treatment(pid, tag.id, new_date.isoformat())
+        # the latest date of the tag, recomputed: a date moved earlier lowers it
+        repo.set_latest_treatment(pid, tag.id, repo.latest_of_tag(pid, tag.id))
         return {
             **repo.strip(treatment),
             "date": new_date.isoformat(),
@@ -290,38 +337,124 @@ class RecallDesk:
         return dict(counts)
 
     # --- dispatch -------------------------------------------------------------------------------
-    def dispatch_due(self, now: datetime) -> DispatchReport:
-        """Enqueue every planned touchpoint due by `now`, since the watermark: an outage is
-        caught up, a re-run sends nothing twice, and the cost grows with what is due."""
-        since = store.watermark("recall_dispatch") or now - FIRST_LOOKBACK
-        due = repo.due_touchpoints(since, now)
-        report = DispatchReport(read=len(due))
-        patients = repo.get_patients(t["patient_id"] for t in due) if due else {}
-        sending: list[tuple[dict[str, Any], MessageRequest]] = []
+    def dispatch_due(self, now: datetime, time_left: TimeLeft | None = None) -> DispatchReport:
+        """Queue every planned touchpoint due by `now`, since the watermark: an outage is caught
+        up, a re-run sends nothing twice, and the cost grows with what is due.
+
+        One run at a time (a lease); a run that cannot take it returns at once. Each
+        touchpoint's `queued` mark (on condition it is still planned) and its outbox item are
+        one unit, 50 units per TransactWriteItems; cancellations go 100 per transaction. With
+        `time_left`, the run stops before its deadline and leaves the watermark where it got
+        to, so the next run carries on from there."""
+        report = DispatchReport()
+        owner = uuid.uuid4().hex
+        if not repo.take_lease(DISPATCH, owner, now, LEASE_HOLD):
+            report.leased = False
+            return report
+        try:
+            since = store.watermark(DISPATCH) or now - FIRST_LOOKBACK
+            read = repo.due_touchpoints(since - INDEX_LAG, now)
+            due = list({(t["patient_id"], t["id"]): t for t in read}.values())
+            due.sort(key=lambda t: (t["due_at"], t["patient_id"], t["id"]))
+            report.read = len(due)
+            reached = now
+            for start in range(0, len(due), SLICE):
+                if start and time_left is not None and time_left() < STOP_MARGIN_S:
+                    reached = clock.parse(due[start]["due_at"]) - timedelta(microseconds=1)
+                    report.complete = False
+                    break
+                self._dispatch_slice(due[start : start + SLICE], now, report)
+            store.set_watermark(DISPATCH, reached)
+            report.watermark = clock.iso(reached)
+        finally:
+            repo.release_lease(DISPATCH, owner)
+        return report
+
+    def _dispatch_slice(
+        self, due: Sequence[dict[str, Any]], now: datetime, report: DispatchReport
+    ) -> None:
+        patients = repo.get_patients(t["patient_id"] for t in due)
+        cap = timedelta(days=self.hospital.marketing.min_days_between_ads)
+        stamp = clock.iso(now)
+        cancels: list[tuple[dict[str, Any], str]] = []
+        sends: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        defers: list[tuple[dict[str, Any], datetime]] = []
+        advertised: set[str] = set()  # patients sent an ad in this slice
         for touchpoint in due:
             patient = patients.get(touchpoint["patient_id"])
             reason = self.cancel_reason(touchpoint, patient, now)
-            sk = f"TP#{touchpoint['treatment_id']}#{touchpoint['step']}"
             if reason:
-                if repo.set_touchpoint(touchpoint["patient_id"], sk, "cancelled", reason):
-                    report.cancelled += 1
-                    report.reasons[reason] += 1
+                cancels.append((touchpoint, reason))
                 continue
             assert patient is not None
-            sending.append((touchpoint, self.message(touchpoint, patient)))
-        if sending:
-            self.enqueue([request for _, request in sending])
-        stamp = clock.iso(now)
-        for touchpoint, _ in sending:
-            sk = f"TP#{touchpoint['treatment_id']}#{touchpoint['step']}"
-            if repo.set_touchpoint(
-                touchpoint["patient_id"], sk, "queued", None, extra={"queued_at": stamp}
-            ):
-                report.queued += 1
-            else:
-                report.already_done += 1
-        store.set_watermark("recall_dispatch", now)
-        return report
+            unit = [
+                repo.touchpoint_update(
+                    patient["id"], _tp_sk(touchpoint), "queued", None, extra={"queued_at": stamp}
+                ),
+                *txoutbox.actions(self.hospital.hospital_id, [self.message(touchpoint, patient)]),
+            ]
+            if touchpoint.get("purpose") == "marketing" and cap:
+                last = patient.get("last_ad_at")
+                if patient["id"] in advertised:
+                    defers.append((touchpoint, now + cap))
+                    continue
+                if last and clock.parse(str(last)) > now - cap:
+                    defers.append((touchpoint, clock.parse(str(last)) + cap))
+                    continue
+                advertised.add(patient["id"])
+                unit.append(
+                    repo.last_ad_update(
+                        patient["id"], now, f"touchpoint:{touchpoint['id']}", now - cap
+                    )
+                )
+            sends.append((touchpoint, unit))
+
+        if cancels:
+            written = repo.write_units(
+                [
+                    [repo.touchpoint_update(t["patient_id"], _tp_sk(t), "cancelled", reason)]
+                    for t, reason in cancels
+                ],
+                per_transaction=CANCEL_UNITS,
+            )
+            report.writes["cancel"] += written.requests
+            for index, (_, reason) in enumerate(cancels):
+                if index in written.failed:
+                    report.already_done += 1
+                else:
+                    report.cancelled += 1
+                    report.reasons[reason] += 1
+        if sends:
+            written = repo.write_units([unit for _, unit in sends], per_transaction=SEND_UNITS)
+            report.writes["send"] += written.requests
+            for index, (touchpoint, _) in enumerate(sends):
+                failed = written.failed.get(index)
+                if failed is None:
+                    report.queued += 1
+                elif 0 in failed:  # no longer planned: cancelled meanwhile, or queued already
+                    report.already_done += 1
+                else:  # the frequency cap refused it: another ad got there first
+                    defers.append((touchpoint, now + cap))
+        if defers:
+            written = repo.write_units(
+                [
+                    [repo.reschedule_update(t, self._deferred_due(t, after), "frequency_cap")]
+                    for t, after in defers
+                ],
+                per_transaction=CANCEL_UNITS,
+            )
+            report.writes["defer"] += written.requests
+            report.deferred += len(defers) - len(written.failed)
+            report.already_done += len(written.failed)
+
+    def _deferred_due(self, touchpoint: dict[str, Any], after: datetime) -> datetime:
+        """The first time at or after `after` at the touchpoint's own local time of day."""
+        zone = self.hospital.zone
+        planned = clock.parse(touchpoint["due_at"]).astimezone(zone)
+        moved = datetime.combine(after.astimezone(zone).date(), planned.time(), tzinfo=zone)
+        if moved < after:
+            moved += timedelta(days=1)
+        return moved.astimezone(UTC)
 
     def cancel_reason(
         self, touchpoint: dict[str, Any], patient: dict[str, Any] | None, now: datetime
@@ -360,43 +493,99 @@ class RecallDesk:
         )
 
     # --- replies and conversations --------------------------------------------------------------
-    def inbound(self, phone: str, text: str) -> dict[str, Any] | None:
+    def inbound(
+        self,
+        phone: str,
+        text: str,
+        *,
+        provider_message_id: str | None = None,
+        received_at: datetime | None = None,
+    ) -> dict[str, Any] | None:
         """A message from a patient recently sent a recall joins their conversation (None when
-        the sender has no recent recall: the caller treats it as a complaint)."""
+        the sender has no recent recall: the caller treats it as a complaint).
+
+        With the provider's message id, the same message delivered twice (a webhook retried) is
+        stored once: the second answer says `duplicate` and converts nothing."""
         patient = repo.patient_by_phone(recipient_key(self.hospital.hospital_id, phone))
         if patient is None:
             return None
-        now = clock.now()
+        at = received_at or clock.now()
         recent = [
             t
             for t in self.touchpoints(patient["id"])
             if t["status"] in ("queued", "converted")
-            and _parse(t.get("queued_at", t["due_at"])) >= now - REPLY_WINDOW
+            and _parse(t.get("queued_at", t["due_at"])) >= at - REPLY_WINDOW
         ]
         if not recent:
             return None
         latest = max(recent, key=lambda t: t.get("queued_at", t["due_at"]))
-        converted = None
+        answer: dict[str, Any] = {
+            "patient_id": patient["id"],
+            "touchpoint": latest["id"],
+            "converted": None,
+        }
+        stored = self._remember(
+            patient["id"],
+            "in",
+            text,
+            "patient",
+            latest["id"],
+            at=at,
+            inbound_id=provider_message_id,
+        )
+        if not stored:
+            return {**answer, "duplicate": True}
         if text.strip() in ("1", "1번", "예약"):
-            converted = self._convert_latest(patient["id"], "replied 1", step=BOOKING_PROMPT_STEP)
-        self._remember(patient["id"], "in", text, "patient", latest["id"])
-        return {"patient_id": patient["id"], "touchpoint": latest["id"], "converted": converted}
+            answer["converted"] = self._convert_latest(
+                patient["id"], "replied 1", step=BOOKING_PROMPT_STEP
+            )
+        return answer
+
+    def _conversation_item(
+        self,
+        pid: str,
+        direction: str,
+        text: str,
+        by: str,
+        touchpoint: str | None,
+        at: datetime,
+        inbound_id: str | None = None,
+    ) -> dict[str, Any]:
+        stamp = clock.iso(at)
+        # same-instant messages keep their order; a provider's id makes a redelivery the same key
+        tail = f"in:{inbound_id}" if inbound_id else f"{time.time_ns():020d}"
+        return {
+            "pk": repo.pk(pid),
+            "sk": f"CONV#{stamp}#{tail}",
+            "direction": direction,
+            "text": text,
+            "by": by,
+            "at": stamp,
+            "touchpoint": touchpoint,
+            "provider_message_id": inbound_id,
+        }
 
     def _remember(
-        self, pid: str, direction: str, text: str, by: str, touchpoint: str | None
-    ) -> None:
-        at = clock.iso(clock.now())
-        repo.put(
-            {
-                "pk": repo.pk(pid),
-                "sk": f"CONV#{at}#{time.time_ns():020d}",  # same-instant messages keep order
-                "direction": direction,
-                "text": text,
-                "by": by,
-                "at": at,
-                "touchpoint": touchpoint,
-            }
+        self,
+        pid: str,
+        direction: str,
+        text: str,
+        by: str,
+        touchpoint: str | None,
+        *,
+        at: datetime | None = None,
+        inbound_id: str | None = None,
+    ) -> bool:
+        """Store a message of the conversation; False when this provider message is stored
+        already (its marker `CONVIN#<id>` is written in the same transaction)."""
+        item = self._conversation_item(
+            pid, direction, text, by, touchpoint, at or clock.now(), inbound_id
         )
+        actions = [store.put_action(item, "attribute_not_exists(pk)")]
+        if inbound_id:
+            marker = {"pk": repo.pk(pid), "sk": f"CONVIN#{inbound_id}", "conversation": item["sk"]}
+            actions.append(store.put_action(marker, "attribute_not_exists(pk)"))
+        return store.transact(actions)
 
     def conversation(self, pid: str) -> dict[str, Any]:
         self.patient(pid)
@@ -411,29 +600,33 @@ class RecallDesk:
         }
 
     def answer(self, pid: str, text: str, by: str) -> dict[str, Any]:
+        """Staff answer: the conversation item and the message to the patient in one
+        transaction. The message is the conversation's n-th (its key); two answers at once
+        that took the same n cannot both be written, and the later one counts again."""
         patient = self.patient(pid)
-        count = sum(1 for _ in repo.items_of(pid, "CONV#"))
         template = self.hospital.template("staff_reply")
         if template is None:
             raise BadRequest(
                 "this hospital has no 'staff_reply' template configured", field="template"
             )
         consents = patient.get("consents") or {}
-        self.enqueue(
-            [
-                MessageRequest(
-                    idempotency_key=f"conversation:{pid}:{count + 1}",
-                    recipient=Recipient(
-                        name=patient["name"],
-                        phone=patient["phone"],
-                        contact_consent=bool(consents.get("contact")),
-                        patient_id=pid,
-                    ),
-                    template_id=template.id,
-                    variables={"hospital": self.hospital.sender.display_name, "message": text},
-                    refs={"patient": pid},
-                )
-            ]
-        )
-        self._remember(pid, "out", text, by, None)
-        return self.conversation(pid)
+        for _ in range(3):
+            count = sum(1 for _ in repo.items_of(pid, "CONV#"))
+            request = MessageRequest(
+                idempotency_key=f"conversation:{pid}:{count + 1}",
+                recipient=Recipient(
+                    name=patient["name"],
+                    phone=patient["phone"],
+                    contact_consent=bool(consents.get("contact")),
+                    patient_id=pid,
+                ),
+                template_id=template.id,
+                variables={"hospital": self.hospital.sender.display_name, "message": text},
+                refs={"patient": pid},
+            )
+            (outbox_put,) = txoutbox.actions(self.hospital.hospital_id, [request])
+            outbox_put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
+            item = self._conversation_item(pid, "out", text, by, None, clock.now())
+            if store.transact([store.put_action(item, "attribute_not_exists(pk)"), outbox_put]):
+                return self.conversation(pid)
+        raise Conflict("the conversation changed while answering; reload it and answer again")
