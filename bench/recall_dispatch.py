@@ -1,36 +1,50 @@
 """The recall dispatcher's cost with 1,000 touchpoints due among 10,000 and among 100,000 planned:
-items read per due touchpoint and the dispatcher's time, both meant to stay flat in the total.
+items read per due touchpoint and the dispatcher's time, both meant to stay flat in the total;
+the dispatcher with 10,000 due at once (does it fit the minute between runs?); and a campaign
+job of 200,000 recipients, simulated on a sample through the campaign runner.
 
 Against moto in-process: touchpoints and patients are written straight into the table
 (BatchWriteItem through `repository.write_all`, or moto's backend when the total is large, see
-`DIRECT_FROM`),
-1,000 due in the hour before `now` and the rest over the next six months, spread across the hourly
-buckets of the due index. `RecallDesk.dispatch_due(now)` then runs with an enqueue stub that only
-counts (the dispatcher's own cost). Items read are counted from the responses (botocore
+`DIRECT_FROM`), the due ones in the hour before `now` and the rest over the next six months,
+spread across the hourly buckets of the due index. `RecallDesk.dispatch_due(now)` then runs as
+the Lambda does: each touchpoint's `queued` mark and its outbox item in one transaction, 50
+touchpoints per TransactWriteItems. Items read are counted from the responses (botocore
 `after-call`: a Query's `Count`, a BatchGetItem's `Responses`, a GetItem's `Item`), requests by
 operation. Between runs the due touchpoints are written back as planned and the watermark reset.
 
 moto is not DynamoDB: its Query walks every item of the table (moto/dynamodb/models/table.py,
 `Table.query`), so the time spent inside moto can grow with the table while DynamoDB's does not,
-and each moto request costs ~10 ms of expression parsing and serialisation. The rows therefore
+and each moto request costs ~10 ms of expression parsing and serialisation; its
+TransactWriteItems deep-copies the table first (replaced here by `quick_transactions`, which
+checks every condition and then applies: the same answers without the copy). The rows therefore
 split the dispatcher's time into time inside AWS calls (botocore `before-call` to `after-call`)
 and time outside them (our code and botocore's request building); the latter, and the items
 read, are what must stay flat. One uncounted warm-up dispatch per total (`--warmup 0` skips it).
 
+The campaign rows run a job of `SOTONG_BENCH_CAMPAIGN_SAMPLE` recipients (default 5,000) to the
+end through `CampaignRunner`, one run per simulated minute, and scale it: requests per recipient
+are flat (a page of 100 treatments is one Query and one BatchGetItem, 49 recipients one
+TransactWriteItems), the time to send 200,000 is recipients / `sender.rate_per_second` (the job
+queues a minute's worth per run), and each run's own time is measured per 1,000 recipients.
+
 `SOTONG_BENCH_RECALL_SIZES` (default `10000,100000`) picks the totals, `SOTONG_BENCH_RECALL_DUE`
-(default 1000) the due touchpoints.
+(default 1000) the due touchpoints, `SOTONG_BENCH_RECALL_DUE_LARGE` (default 10000; 0 skips)
+the all-at-once case, `SOTONG_BENCH_CAMPAIGN_SAMPLE` (0 skips) the campaign.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import statistics
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,14 +56,100 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITE = "recall_dispatch"
 SIZES_ENV = "SOTONG_BENCH_RECALL_SIZES"
 DUE_ENV = "SOTONG_BENCH_RECALL_DUE"
+LARGE_ENV = "SOTONG_BENCH_RECALL_DUE_LARGE"
+CAMPAIGN_ENV = "SOTONG_BENCH_CAMPAIGN_SAMPLE"
 DEFAULT_SIZES = (10_000, 100_000)
 DEFAULT_DUE = 1_000
+DEFAULT_LARGE = 10_000
+DEFAULT_CAMPAIGN = 5_000
+CAMPAIGN_TARGET = 200_000
+SCHEDULE_S = 60.0
+"""the dispatcher and the campaign runner run every minute"""
 MAX_RUNS = 3
 TOUCHPOINTS_PER_PATIENT = 4
 DIRECT_FROM = 20_000
 """from this many items on, write into moto's backend directly (BatchWriteItem through botocore and
 moto's HTTP emulation costs ~1 ms an item; the stored items are the same)"""
 NOW = datetime(2026, 11, 23, 1, 30, tzinfo=UTC)  # 10:30 KST
+
+
+@contextmanager
+def quick_transactions() -> Iterator[None]:
+    """moto backs a TransactWriteItems up by deep-copying the whole table first (once per
+    action in moto itself, once per transaction with `sotong_local.aws`'s patch): ~1 s for a
+    table of 3,000 items, so moto's time grows with the table and a 2,500-patient campaign
+    takes minutes. Here every condition is checked first and the actions applied only when all
+    hold, which is what DynamoDB does (conditions see the state before the transaction): the
+    same answers, CancellationReasons included, without the copy."""
+    from moto.dynamodb import models
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    backend = models.DynamoDBBackend
+    before = backend.transact_write_items
+    one_at_a_time = threading.Lock()  # checked, then applied: no other transaction in between
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        with one_at_a_time:
+            checked_then_applied(self, transact_items)
+
+    def checked_then_applied(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        targets: set[tuple[str, str]] = set()
+        keyed: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
+        errors: list[tuple[str | None, str | None, None]] = []
+        for entry in transact_items:
+            if len(entry) > 1:
+                raise TransactWriteSingleOpException
+            ((kind, op),) = entry.items()
+            table = self.get_table(op["TableName"])
+            if kind == "Put":
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            target = (op["TableName"], str(dict(sorted(key.items()))))
+            if target in targets:
+                raise MultipleTransactionsException()
+            targets.add(target)
+            condition = op.get("ConditionExpression")
+            holds = condition is None or get_filter_expression(
+                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            ).expr(self.get_item(op["TableName"], key))
+            errors.append(
+                (None, None, None)
+                if holds
+                else ("ConditionalCheckFailed", "The conditional request failed", None)
+            )
+            keyed.append((kind, op, op["TableName"], key))
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        for kind, op, name, key in keyed:
+            common = {  # the condition held and nothing else in the transaction touched the item
+                "condition_expression": op.get("ConditionExpression"),
+                "expression_attribute_names": op.get("ExpressionAttributeNames"),
+                "expression_attribute_values": op.get("ExpressionAttributeValues"),
+            }
+            if kind == "Put":
+                self.put_item(name, op["Item"], **common)
+            elif kind == "Delete":
+                self.delete_item(name, key, **common)
+            elif kind == "Update":
+                self.update_item(name, key, update_expression=op["UpdateExpression"], **common)
+
+    transact_write_items._copies_once = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        backend.transact_write_items = before  # type: ignore[method-assign]
 
 
 def sizes() -> tuple[int, ...]:
@@ -65,6 +165,11 @@ def sizes() -> tuple[int, ...]:
 
 def due_count() -> int:
     return int(os.environ.get(DUE_ENV, "") or DEFAULT_DUE)
+
+
+def _count(env: str, default: int) -> int:
+    raw = os.environ.get(env, "").replace("_", "").strip()
+    return int(raw) if raw else default
 
 
 @dataclass
@@ -210,18 +315,12 @@ def _measure(
 
     from sotong import store
     from sotong.config import load_hospital_file
-    from sotong.notify.model import MessageRequest
+    from sotong.recall import service
     from sotong.recall.service import RecallDesk
     from sotong_local.aws import create_resources
 
     hospital = load_hospital_file(config_path)
-    queued: list[int] = []
-
-    def count_only(requests: list[MessageRequest]) -> int:
-        queued.append(len(requests))
-        return len(requests)
-
-    with mock_aws():  # patches boto3.DEFAULT_SESSION: the meter hooks onto the one made here
+    with mock_aws(), quick_transactions():  # mock_aws patches boto3.DEFAULT_SESSION: hook it
         boto3.setup_default_session()
         assert boto3.DEFAULT_SESSION is not None
         events = boto3.DEFAULT_SESSION.events
@@ -239,9 +338,8 @@ def _measure(
         desk = RecallDesk(hospital)
         for run in range(warmup + runs):
             if run:
-                _write(touchpoints[:due], direct=False)  # planned again, back in the due index
-            store.set_watermark("recall_dispatch", NOW - timedelta(hours=1))
-            queued.clear()
+                _write(touchpoints[:due], direct)  # planned again, back in the due index
+            store.set_watermark(service.DISPATCH, NOW - timedelta(hours=1))
             meter.reset()
             gc.collect()
             gc.disable()  # moto's table lives in this heap (not in a Lambda's): no GC walks on it
@@ -257,11 +355,112 @@ def _measure(
                 measured.operation_ms.append(
                     {k: v * 1000 for k, v in meter.inside_by_operation.items()}
                 )
-            if report.queued != due or sum(queued) != due:
+            if report.queued != due:
                 raise RuntimeError(f"dispatch queued {report.queued} of {due}: {report}")
             measured.requests, measured.items = Counter(meter.requests), Counter(meter.items)
             measured.queued = report.queued
         store.dynamodb.cache_clear()
+    return measured
+
+
+@dataclass
+class Campaign:
+    recipients: int
+    rate: float
+    budget: int
+    runs_ms: list[float] = field(default_factory=list)
+    inside_ms: float = 0.0
+    requests: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.runs_ms)
+
+    @property
+    def per_thousand_ms(self) -> float:
+        return self.total_ms / self.recipients * 1000
+
+
+def _campaign_items(count: int) -> list[dict[str, Any]]:
+    from sotong.recall import repository as repo
+
+    items: list[dict[str, Any]] = []
+    for n in range(count):
+        pid = f"p{n:020x}"
+        day = (NOW - timedelta(days=200 + n % 180)).date().isoformat()
+        items.append(
+            {
+                "pk": repo.pk(pid),
+                "sk": "PAT",
+                "id": pid,
+                "name": f"환자{n}",
+                "phone": f"+82106{n:07d}",
+                "consents": {"contact": True, "marketing": True, "night": False},
+                "last_treatment": {"scaling": day},
+            }
+        )
+        items.append(
+            {
+                "pk": repo.pk(pid),
+                "sk": f"TRT#t{n:016x}",
+                "patient_id": pid,
+                "tag": "scaling",
+                "date": day,
+                "gsi1pk": "TAG#scaling",
+                "gsi1sk": f"{day}#{pid}",
+            }
+        )
+    return items
+
+
+def _measure_campaign(recipients: int, meter: Meter, config_path: Path) -> Campaign:
+    """A campaign job over `recipients` consented patients, run to the end, a run a minute."""
+    import boto3
+    from moto import mock_aws
+
+    from sotong import clock, store
+    from sotong.config import load_hospital_file
+    from sotong.recall import campaigns
+    from sotong.recall.campaigns import CampaignDesk, CampaignRequest, CampaignRunner
+    from sotong.recall.segments import Segment
+    from sotong_local.aws import create_resources
+
+    hospital = load_hospital_file(config_path)
+    runner = CampaignRunner(hospital)
+    measured = Campaign(recipients, hospital.sender.rate_per_second, runner.budget)
+    clock.fix(NOW)
+    try:
+        with mock_aws(), quick_transactions():
+            boto3.setup_default_session()
+            assert boto3.DEFAULT_SESSION is not None
+            events = boto3.DEFAULT_SESSION.events
+            events.register("before-call.dynamodb", meter.before)
+            events.register("after-call.dynamodb", meter.after)
+            events.register("after-call.dynamodb", meter.timed)
+            store.dynamodb.cache_clear()
+            os.environ.update(create_resources(None))
+            _write(_campaign_items(recipients), direct=True)
+            request = CampaignRequest(
+                name="bench", segment=Segment(tag="scaling"), template_id="scaling_next_step"
+            )
+            created, _ = CampaignDesk(hospital).create(request, "bench", "bench-1")
+            meter.reset()
+            for minute in range(recipients // runner.budget + 3):
+                clock.fix(NOW + timedelta(minutes=minute))
+                gc.collect()
+                t0 = time.perf_counter()
+                (run,) = runner.run(clock.now())
+                measured.runs_ms.append((time.perf_counter() - t0) * 1000)
+                if run.outcome == "done":
+                    break
+            measured.inside_ms = meter.inside * 1000
+            measured.requests = Counter(meter.requests)
+            job = campaigns.get_item(created["id"])
+            if job is None or job["status"] != "done" or job["queued"] != recipients:
+                raise RuntimeError(f"the campaign did not finish with {recipients} queued: {job}")
+            store.dynamodb.cache_clear()
+    finally:
+        clock.fix(None)
     return measured
 
 
@@ -290,7 +489,7 @@ def _rows(results: list[Measured]) -> list[Row]:
                 "ms",
                 f"median of {len(m.times_ms)}; inside moto calls "
                 f"{statistics.median(m.inside_ms):,.0f} ms (Query {m.median_inside('Query'):,.0f}, "
-                f"UpdateItem {m.median_inside('UpdateItem'):,.0f}), own code "
+                f"TransactWriteItems {m.median_inside('TransactWriteItems'):,.0f}), own code "
                 f"{statistics.median(m.own_ms):,.0f} ms; set-up wrote {m.total:,} touchpoints + "
                 f"patients in {m.write_s:.0f} s ({how})",
                 {
@@ -334,6 +533,73 @@ def _rows(results: list[Measured]) -> list[Row]:
     return rows
 
 
+def _fits_rows(results: list[Measured]) -> list[Row]:
+    """Whether a dispatch of that many due touchpoints fits the minute between runs."""
+    rows = []
+    for m in results:
+        took = statistics.median(m.times_ms) / 1000
+        writes = m.requests.get("TransactWriteItems", 0)
+        rows.append(
+            Row(
+                SUITE,
+                f"dispatch {m.due:,} due at once: share of the minute between runs",
+                took / SCHEDULE_S * 100,
+                "%",
+                f"{took:.1f} s under moto ({'fits' if took < SCHEDULE_S else 'does NOT fit'} "
+                f"the {SCHEDULE_S:.0f} s; own code {statistics.median(m.own_ms) / 1000:.1f} s); "
+                f"{writes:,} TransactWriteItems ({m.due / max(writes, 1):.0f} touchpoints each), "
+                f"requests: {_describe(m.requests)}; a longer run stops at its deadline and the "
+                "next carries on from the watermark",
+                {"seconds": round(took, 2), "due": m.due, "transact_writes": writes},
+            )
+        )
+    return rows
+
+
+def _campaign_rows(c: Campaign) -> list[Row]:
+    requests = sum(c.requests.values())
+    per_recipient = requests / c.recipients
+    runs = math.ceil(CAMPAIGN_TARGET / c.budget)
+    run_s = c.per_thousand_ms * c.budget / 1000 / 1000
+    hours = CAMPAIGN_TARGET / c.rate / 3600
+    return [
+        Row(
+            SUITE,
+            f"campaign job, {c.recipients:,} recipients: AWS requests per 1,000 recipients",
+            per_recipient * 1000,
+            "requests",
+            f"{requests:,} in all: {_describe(c.requests)} (49 recipients a TransactWriteItems, "
+            "an outbox item and a patient update each, with the job's progress)",
+            {"recipients": c.recipients, **c.requests},
+        ),
+        Row(
+            SUITE,
+            "campaign job: runner time per 1,000 recipients",
+            c.per_thousand_ms,
+            "ms",
+            f"{len(c.runs_ms)} runs of up to {c.budget:,} (a minute at {c.rate:g}/s): "
+            f"{', '.join(f'{t / 1000:.1f}' for t in c.runs_ms)} s; inside moto "
+            f"{c.inside_ms / c.total_ms * 100:.0f} %",
+            {"per_1000_ms": round(c.per_thousand_ms, 1), "runs": len(c.runs_ms)},
+        ),
+        Row(
+            SUITE,
+            f"campaign of {CAMPAIGN_TARGET:,}: time at the send rate",
+            hours,
+            "h",
+            f"{CAMPAIGN_TARGET:,} / {c.rate:g} per s (sender.rate_per_second); {runs:,} runner "
+            f"runs of {c.budget:,}, each ~{run_s:.1f} s of runner time under moto (schedule "
+            f"{SCHEDULE_S:.0f} s, timeout 120 s); ~{per_recipient * CAMPAIGN_TARGET:,.0f} requests",
+            {
+                "hours": round(hours, 2),
+                "runner_runs": runs,
+                "run_s": round(run_s, 2),
+                "requests": round(per_recipient * CAMPAIGN_TARGET),
+            },
+        ),
+    ]
+
+
 @suite(SUITE)
 def recall_dispatch(options: Options) -> list[Row]:
     from sotong.config import load_hospital_file
@@ -351,7 +617,10 @@ def recall_dispatch(options: Options) -> list[Row]:
     meter = Meter()
     runs = max(1, min(options.runs, MAX_RUNS))
     due = due_count()
+    large = _count(LARGE_ENV, DEFAULT_LARGE)
+    sample = _count(CAMPAIGN_ENV, DEFAULT_CAMPAIGN)
     results = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
@@ -359,4 +628,11 @@ def recall_dispatch(options: Options) -> list[Row]:
             if total < due:
                 raise ValueError(f"{SIZES_ENV}: every total must be at least {due} (the due ones)")
             results.append(_measure(total, due, runs, min(options.warmup, 1), meter, path))
-    return _rows(results)
+        rows += _rows(results)
+        at_once = results[:1]
+        if large:
+            at_once.append(_measure(large, large, 1, 0, meter, path))
+        rows += _fits_rows(at_once)
+        if sample:
+            rows += _campaign_rows(_measure_campaign(sample, meter, path))
+    return rows

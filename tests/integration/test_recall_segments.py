@@ -3,23 +3,22 @@ events against moto) and the real notification sender."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
 
-from sotong import clock
+from sotong import clock, store
 from sotong.config.schema import HospitalConfig
-from sotong.notify import outbox, records
-from sotong.notify.model import MessageRequest
+from sotong.notify import outbox, records, txoutbox
 from sotong.recall import campaigns
 from sotong.recall import repository as repo
-from sotong.recall.campaigns import CampaignDesk, CampaignRequest
+from sotong.recall.campaigns import CampaignRunner
 from sotong.recall.model import patient_id, treatment_id
-from sotong.recall.segments import Segment
-from sotong.resources import NOTIFICATIONS
+from sotong.resources import NOTIFICATIONS, function
+from sotong_local.lambdas import LambdaContext
 from tests.integration.api import ADMIN, DENTAL, Answer, call
 from tests.integration.test_notifications import run_sender
 
@@ -91,6 +90,20 @@ def queued(env: dict[str, str]) -> int:
         QueueUrl=env[NOTIFICATIONS.env], AttributeNames=["ApproximateNumberOfMessages"]
     )
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def run_campaigns() -> dict[str, Any]:
+    """One scheduled run of the campaign runner (the real handler)."""
+    import campaign_runner
+
+    result: dict[str, Any] = campaign_runner.handler({}, LambdaContext(function("campaign_runner")))
+    return result
+
+
+def deliver(env: dict[str, str]) -> None:
+    """The outbox relay's work (publish what the runner wrote), then the sender's."""
+    txoutbox.flush()
+    run_sender(env)
 
 
 def campaign(
@@ -214,15 +227,24 @@ def test_campaign_reaches_consented_patients_as_advertising(
     assert answer.status == 201, answer.body
     created = answer.body
     assert created["id"].startswith("m")
-    assert created["status"] == "queued"
+    assert created["status"] == "planned"  # a job: nothing read or sent in the API call
     assert created["created_by"] == "cs.kim"
     assert created["template"] == "scaling_next_step"
+    assert created["send_on"] == "2026-11-23"
     assert created["segment"]["marketing_consent_only"] is True
-    assert (created["matched"], created["targeted"], created["skipped_no_consent"]) == (4, 3, 1)
-    assert created["results"]["awaiting_sender"] == 3
-    assert queued(aws) == 3  # park (no marketing consent) is not queued
+    assert queued(aws) == 0
+    assert txoutbox.pending(clock.now() + timedelta(days=1)) == []
 
-    run_sender(aws)
+    ran = run_campaigns()
+    assert [c["outcome"] for c in ran["campaigns"]] == ["done"]
+    job = call("GET", f"/campaigns/{created['id']}", claims=ADMIN).body
+    assert job["status"] == "done"
+    assert (job["evaluated"], job["queued"], job["skipped_no_consent"]) == (4, 3, 1)
+    assert job["results"]["awaiting_sender"] == 3
+    assert "cursor" not in job
+    assert "version" not in job
+
+    deliver(aws)
 
     sent = outbox.recent()
     assert {m["to"][-4:] for m in sent} == {"0001", "0002"}
@@ -238,7 +260,6 @@ def test_campaign_reaches_consented_patients_as_advertising(
     assert results.body["results"]["reasons"] == {"suppressed: opted_out": 1}
     assert results.body["results"]["awaiting_sender"] == 0
     assert results.body["results"]["complete"] is True
-    assert "fingerprint" not in results.body
     (record,) = [
         r
         for r in records.for_ref("campaign", created["id"])
@@ -246,8 +267,9 @@ def test_campaign_reaches_consented_patients_as_advertising(
     ]
     assert record["purpose"] == "marketing"
     assert record["channel"] != "alimtalk"
-    # Department staff may read the results, not send.
+    # Department staff may read the results, not send; a finished campaign runs no more.
     assert call("GET", f"/campaigns/{created['id']}", claims=DENTAL).status == 200
+    assert run_campaigns()["campaigns"] == []
 
 
 def test_a_campaign_at_night_is_held_and_shows_as_held(
@@ -256,7 +278,8 @@ def test_a_campaign_at_night_is_held_and_shows_as_held(
     clock.fix(at_kst(2026, 11, 23, 22, 0))
     answer = campaign("night-1")
     assert answer.status == 201, answer.body
-    run_sender(aws)
+    run_campaigns()
+    deliver(aws)
 
     assert outbox.recent() == []
     held = [r for r in records.for_ref("campaign", answer.body["id"]) if r["status"] == "held"]
@@ -268,27 +291,50 @@ def test_a_campaign_at_night_is_held_and_shows_as_held(
     assert results["complete"] is False
 
 
-def test_the_same_idempotency_key_sends_nothing_twice(
+def test_the_same_campaign_asked_twice_is_one_campaign(
     aws: dict[str, str], clinic: dict[str, str]
 ) -> None:
     first = campaign("spring-1")
     assert first.status == 201
-    run_sender(aws)
+    run_campaigns()
+    deliver(aws)
     assert len(outbox.recent()) == 2
 
+    # the same segment, template and day: the same campaign, whatever the key or the name
     again = campaign("spring-1")
-    assert again.status == 200, again.body
-    assert again.body["id"] == first.body["id"]
-    assert queued(aws) == 0
-    run_sender(aws)
-    assert len(outbox.recent()) == 2
-
-    changed = campaign(
-        "spring-1",
-        {"name": "다른 캠페인", "segment": {"tag": "scaling"}, "template_id": "scaling_next_step"},
+    other_key = campaign(
+        "spring-1-retry",
+        {"name": "다른 이름", "segment": {"tag": "scaling"}, "template_id": "scaling_next_step"},
     )
-    assert changed.status == 409
-    assert changed.body["field"] == "header.idempotency-key"
+    for answer in (again, other_key):
+        assert answer.status == 200, answer.body
+        assert answer.body["id"] == first.body["id"]
+    run_campaigns()
+    deliver(aws)
+    assert len(outbox.recent()) == 2
+    assert txoutbox.pending(clock.now() + timedelta(days=1)) == []
+
+    later = campaign(
+        "spring-2",
+        {
+            "name": "다음 주",
+            "segment": {"tag": "scaling"},
+            "template_id": "scaling_next_step",
+            "send_on": "2026-11-30",
+        },
+    )
+    assert later.status == 201  # another day is another campaign...
+    assert run_campaigns()["campaigns"][0]["outcome"] == "waiting"  # ...that waits for its day
+    past = campaign(
+        "spring-3",
+        {
+            "name": "어제",
+            "segment": {"tag": "scaling"},
+            "template_id": "scaling_next_step",
+            "send_on": "2026-11-22",
+        },
+    )
+    assert (past.status, past.body["field"]) == (400, "body.send_on")
     missing = campaign(None)
     assert missing.status == 400
     assert missing.body["field"] == "header.idempotency-key"
@@ -307,63 +353,69 @@ def test_only_cs_admin_sends_and_only_marketing_templates(
         "bad-tag", {"name": "x", "segment": {"tag": "nope"}, "template_id": "botox_next_step"}
     )
     assert bad_tag.body["field"] == "body.segment.tag"
-    assert queued(aws) == 0
+    assert campaigns.active_jobs() == []
 
 
-def test_a_segment_over_the_limit_is_refused(
-    aws: dict[str, str], clinic: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def test_cancel_stops_a_campaign_and_only_cs_admin_may(
+    aws: dict[str, str], clinic: dict[str, str]
 ) -> None:
-    monkeypatch.setattr(campaigns, "MAX_TARGETED", 2)
-    answer = campaign("big-1")
-    assert answer.status == 400
-    assert answer.body["field"] == "body.segment"
-    assert answer.body["targeted"] == 3
-    assert "narrow the segment" in answer.body["message"]
-    assert queued(aws) == 0
-    narrower = {
-        "name": "올해 스케일링",
-        "segment": {"tag": "scaling", "last_treatment_after": "2026-01-01"},
-        "template_id": "scaling_next_step",
-    }
-    assert campaign("big-2", narrower).status == 201
-    assert queued(aws) == 2
+    created = campaign("cancel-1").body
+    assert call("POST", f"/campaigns/{created['id']}/cancel", claims=DENTAL).status == 403
+    cancelled = call("POST", f"/campaigns/{created['id']}/cancel", claims=ADMIN)
+    assert cancelled.status == 200, cancelled.body
+    assert (cancelled.body["status"], cancelled.body["cancelled_by"]) == ("cancelled", "cs.kim")
+    again = call("POST", f"/campaigns/{created['id']}/cancel", claims=ADMIN)
+    assert (again.status, again.body["status"]) == (200, "cancelled")
+    assert run_campaigns()["campaigns"] == []
+    assert txoutbox.pending(clock.now() + timedelta(days=1)) == []
+    finished = campaign(
+        "cancel-2",
+        {"name": "보톡스", "segment": {"tag": "botox"}, "template_id": "botox_next_step"},
+    ).body
+    run_campaigns()
+    late = call("POST", f"/campaigns/{finished['id']}/cancel", claims=ADMIN)
+    assert (late.status, late.body["field"]) == (409, "path.campaign_id")
+    unknown = call("POST", "/campaigns/m" + "0" * 24 + "/cancel", claims=ADMIN)
+    assert unknown.status == 404
 
 
-def test_a_creation_that_crashed_half_way_is_finished_by_its_retry(
+def test_a_runner_that_died_half_way_is_finished_by_the_next_run(
     aws: dict[str, str],
     clinic: dict[str, str],
     hospital: HospitalConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sotong.notify.enqueue import enqueue
+    monkeypatch.setattr(campaigns, "PER_TRANSACTION", 1)
+    monkeypatch.setattr(campaigns, "PAGE", 2)
+    created = campaign("retry-1").body
+    client = store.dynamodb()
+    real = client.transact_write_items
+    writes: list[int] = []
 
-    monkeypatch.setattr(campaigns, "CHUNK", 1)
-    calls: list[int] = []
+    def flaky(**kwargs: Any) -> Any:
+        writes.append(len(kwargs["TransactItems"]))
+        if len(writes) == 2:
+            raise RuntimeError("the Lambda timed out")
+        return real(**kwargs)
 
-    def flaky(requests: list[MessageRequest]) -> int:
-        calls.append(len(requests))
-        if len(calls) == 2:
-            raise RuntimeError("SQS timed out")
-        return enqueue(requests)
-
-    desk = CampaignDesk(hospital, flaky, workers=1)
-    request = CampaignRequest(
-        name="재시도", segment=Segment(tag="scaling"), template_id="scaling_next_step"
-    )
+    monkeypatch.setattr(client, "transact_write_items", flaky)
+    runner = CampaignRunner(hospital)
     with pytest.raises(RuntimeError):
-        desk.create(request, "cs.kim", "retry-1")
-    assert queued(aws) == 1
-    campaign_id = campaigns.campaign_id("demo", "retry-1")
-    assert campaigns.get_item(campaign_id)["status"] == "queueing"  # type: ignore[index]
+        runner.run(clock.now())
+    job = campaigns.get_item(created["id"])
+    assert job is not None
+    assert (job["status"], job["queued"]) == ("running", 1)  # the first transaction only
+    run_campaigns()  # the lease was released: the next run carries on from the cursor
+    job = campaigns.get_item(created["id"])
+    assert job is not None
+    assert (job["status"], job["queued"], job["evaluated"]) == ("done", 3, 4)
+    keys = [p["message_id"] for p in txoutbox.pending(clock.now() + timedelta(days=1))]
+    assert len(keys) == len(set(keys)) == 3
+    deliver(aws)
+    assert len(outbox.recent()) == 2  # jung opted out
 
-    again, created = desk.create(request, "cs.kim", "retry-1")
-    assert (again["status"], created) == ("queued", False)
-    assert queued(aws) == 4  # the first patient's message is on the queue twice...
-    run_sender(aws)
-    assert len(outbox.recent()) == 2  # ...and sent once (jung opted out)
 
-
-def test_a_large_segment_is_queued_in_parallel_batches(aws: dict[str, str]) -> None:
+def test_a_large_segment_goes_in_pages(aws: dict[str, str]) -> None:
     clock.fix(at_kst(2026, 11, 23, 10, 0))
     items: list[dict[str, Any]] = []  # written directly: 250 patients through the API is slow
     for n in range(250):
@@ -377,6 +429,7 @@ def test_a_large_segment_is_queued_in_parallel_batches(aws: dict[str, str]) -> N
             "phone": f"+8210500{n:05d}",
             "consents": {"contact": True, "marketing": n % 5 != 0},
             "last_visit_at": "2026-10-01T01:00:00.000000Z" if n % 10 == 0 else None,
+            "last_treatment": {"botox": day},
         }
         treatment = {
             "pk": repo.pk(pid),
@@ -396,11 +449,16 @@ def test_a_large_segment_is_queued_in_parallel_batches(aws: dict[str, str]) -> N
     }
     answer = campaign("botox-1", body)
     assert answer.status == 201, answer.body
+    (ran,) = run_campaigns()["campaigns"]
+    assert (ran["outcome"], ran["pages"]) == ("done", 3)  # 100 treatments a page
+    job = campaigns.get_item(answer.body["id"])
+    assert job is not None
     # 25 visited since; of the other 225, every fifth (n % 5 == 0, 25 of them) has no consent.
-    assert answer.body["matched"] == 225
-    assert answer.body["skipped_no_consent"] == 25
-    assert answer.body["targeted"] == 200
-    assert queued(aws) == 200
+    assert job["treatments_read"] == 250
+    assert job["evaluated"] == 225
+    assert job["skipped_no_consent"] == 25
+    assert job["queued"] == 200
+    assert len(txoutbox.pending(clock.now() + timedelta(days=1), limit=1_000)) == 200
 
 
 def test_paused_patients_are_skipped(aws: dict[str, str], clinic: dict[str, str]) -> None:
@@ -413,5 +471,7 @@ def test_paused_patients_are_skipped(aws: dict[str, str], clinic: dict[str, str]
     assert paused.status == 200, paused.body
     answer = campaign("paused-1")
     assert answer.status == 201, answer.body
-    assert (answer.body["targeted"], answer.body["skipped_paused"]) == (2, 1)
-    assert queued(aws) == 2
+    run_campaigns()
+    job = call("GET", f"/campaigns/{answer.body['id']}", claims=ADMIN).body
+    assert (job["queued"], job["skipped_paused"]) == (2, 1)
+    assert len(txoutbox.pending(clock.now() + timedelta(days=1))) == 2

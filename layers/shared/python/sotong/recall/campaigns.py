@@ -326,8 +326,9 @@ class JobRun:
 
     id: str
     outcome: str = ""
-    """done, budget (the run's share sent), time (deadline), cancelled, busy (another runner
-    holds the lease), waiting (send date ahead), gone"""
+    """done, budget (the run's share sent), time (deadline), cancelled, moved_on (another
+    runner wrote the page first: a lease that ran out), busy (another runner holds the lease),
+    waiting (send date ahead), gone"""
     queued: int = 0
     evaluated: int = 0
     pages: int = 0
@@ -403,34 +404,58 @@ class CampaignRunner:
         segment = Segment.model_validate({**job["segment"], "marketing_consent_only": False})
         cap = timedelta(days=self.hospital.marketing.min_days_between_ads)
         left = self.budget
+        carry = _Chunk()  # entries taken but not yet written: a transaction can span pages
         while True:
             if result.pages and time_left is not None and time_left() < STOP_MARGIN_S:
+                if carry.cursor and not self._write(cid, job, carry, template, now, cap, result):
+                    return
                 result.outcome = "time"
                 return
-            page = read_page(segment, self.hospital, job.get("cursor"), limit=PAGE)
+            page = read_page(segment, self.hospital, carry.cursor or job.get("cursor"), PAGE)
             result.pages += 1
-            chunks = self._chunks(page.entries, page.next_cursor is None, left, now - cap)
-            chunks[0].counts["pages"] += 1
-            for chunk in chunks:
-                if not self._commit(job, chunk, template, now, cap, result):
-                    result.outcome = "cancelled"
+            carry.counts["pages"] += 1
+            ready, carry, stopped = self._chunks(
+                carry, page.entries, page.next_cursor is None, left, now - cap
+            )
+            for chunk in ready:
+                if not self._write(cid, job, chunk, template, now, cap, result):
                     return
                 left -= len(chunk.sends)
                 if chunk.final:
                     result.outcome = "done"
                     return
-            if left <= 0:
+            if stopped:
                 result.outcome = "budget"
                 return
 
+    def _write(
+        self,
+        cid: str,
+        job: dict[str, Any],
+        chunk: _Chunk,
+        template: Template,
+        now: datetime,
+        cap: timedelta,
+        result: JobRun,
+    ) -> bool:
+        if self._commit(job, chunk, template, now, cap, result):
+            return True
+        moved = get_item(cid)
+        cancelled = moved is None or moved.get("status") == "cancelled"
+        result.outcome = "cancelled" if cancelled else "moved_on"
+        return False
+
     def _chunks(
-        self, entries: list[Entry], last_page: bool, left: int, cutoff: datetime
-    ) -> list[_Chunk]:
-        """Split a page into transactions of up to PER_TRANSACTION recipients, stopping where
-        the run's budget ends (the rest of the page is read again by the next run)."""
-        chunks = [_Chunk()]
-        given = 0
+        self, start: _Chunk, entries: list[Entry], last_page: bool, left: int, cutoff: datetime
+    ) -> tuple[list[_Chunk], _Chunk, bool]:
+        """Cut the entries (after those already in `start`) into transactions of up to
+        PER_TRANSACTION recipients. Returns (chunks to write now, the open chunk to carry to
+        the next page, whether the run's budget ended here: the rest of the page is read again
+        by the next run)."""
+        chunks = [start]
+        given = len(start.sends)
         consumed = 0
+        stopped = False
         for entry in entries:
             chunk = chunks[-1]
             chunk.cursor = entry.cursor
@@ -453,13 +478,17 @@ class CampaignRunner:
                     chunk.sends.append(patient)
                     given += 1
             if given >= left:
+                stopped = True
                 break
             if len(chunk.sends) >= PER_TRANSACTION:
                 chunks.append(_Chunk())
-        if not chunks[-1].cursor and len(chunks) > 1:
-            chunks.pop()  # the page ended exactly on a full chunk
-        chunks[-1].final = last_page and consumed == len(entries)
-        return chunks
+        if chunks[-1].cursor is None and len(chunks) > 1:
+            chunks.pop()  # opened after a full chunk, and nothing came
+        last = chunks[-1]
+        last.final = last_page and consumed == len(entries)
+        if last.final or stopped or len(last.sends) >= PER_TRANSACTION:
+            return chunks, _Chunk(), stopped
+        return chunks[:-1], last, stopped
 
     def _commit(
         self,
