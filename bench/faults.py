@@ -36,13 +36,13 @@ def faults(options: Options) -> list[Row]:
     from sotong.resources import NOTIFICATIONS
     from sotong_local.aws import create_resources
     from tests.fakes.solapi_server import FakeSolapi
-    from tests.faults.harness import Pipeline, concurrent, requests
+    from tests.faults.harness import Pipeline, concurrent, requests, without_quiet_hours
 
     with mock_aws(), FakeSolapi() as fake:
         store.dynamodb.cache_clear()
         os.environ.update(create_resources(None))
         clock.fix(None)
-        hospital = load_hospital()
+        hospital = without_quiet_hours(load_hospital())
         rate = hospital.sender.rate_per_second
         pipeline = Pipeline(fake, hospital, os.environ[NOTIFICATIONS.env], timeout_s=2.0)
         sent = requests("bench-load", messages)

@@ -8,7 +8,7 @@ from sotong import clock
 from sotong.config import load_hospital
 from sotong.resources import NOTIFICATIONS
 from tests.fakes.solapi_server import FakeSolapi
-from tests.faults.harness import Pipeline
+from tests.faults.harness import Pipeline, without_quiet_hours
 from tests.integration.conftest import aws  # noqa: F401 - the moto fixture
 
 
@@ -26,6 +26,6 @@ def pipeline(
 ) -> Iterator[Pipeline]:
     monkeypatch.setenv(clock.OFFSET_ENV, "0")
     clock.fix(None)
-    built = Pipeline(fake, load_hospital(), aws[NOTIFICATIONS.env])
+    built = Pipeline(fake, without_quiet_hours(load_hospital()), aws[NOTIFICATIONS.env])
     with built.wired():
         yield built

@@ -8,6 +8,7 @@ suppressed, or uncertain and visible — and counts copies the provider accepted
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from sotong import clock
 from sotong.config.schema import HospitalConfig
@@ -80,6 +82,13 @@ HEADER = (
     f"{'fault':<42} {'msgs':>6} {'accepted':>9} {'lost':>5} {'dupes':>6} "
     f"{'uncertain':>9} {'failed':>6} {'calls':>6}"
 )
+
+
+def without_quiet_hours(hospital: HospitalConfig) -> HospitalConfig:
+    """The matrix measures delivery, not send times: the wall clock must not hold its rows."""
+    return hospital.model_copy(
+        update={"sender": hospital.sender.model_copy(update={"quiet_hours": None})}
+    )
 
 
 def requests(prefix: str, count: int) -> list[MessageRequest]:
@@ -170,11 +179,13 @@ class Pipeline:
             )
         for message in messages:  # no waiting out backoffs here: the clock jumps instead
             if redeliver_now and message["MessageId"] in failed:
-                self._sqs.change_message_visibility(
-                    QueueUrl=self.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
+                # another sender may have received it meanwhile: then its handle counts
+                with contextlib.suppress(ClientError):
+                    self._sqs.change_message_visibility(
+                        QueueUrl=self.queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=0,
+                    )
         return failed
 
     def drain(self, rounds: int = 40, jump_s: float = 120.0) -> None:

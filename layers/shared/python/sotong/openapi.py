@@ -137,7 +137,8 @@ RAW_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": True,
-                "description": "a new key per campaign; the same key when retrying",
+                "description": "required; the campaign is one per segment, template and send date "
+                "whatever the key (asking again returns it with 200)",
                 "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                 "example": "winter-scaling-2026",
             }
