@@ -5,6 +5,8 @@ time the rate takes (about 250 s); `SOTONG_BENCH_FAULT_MESSAGES` and `_SENDERS` 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import time
@@ -28,6 +30,10 @@ def faults(options: Options) -> list[Row]:
     os.environ.setdefault("SOTONG_HOSPITAL_CONFIG", str(root / "hospitals" / "demo.yaml"))
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SotongBench")
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the bench prints its table only
+    import logging
+
+    logging.getLogger("sotong").setLevel(logging.ERROR)
     messages = int(os.environ.get("SOTONG_BENCH_FAULT_MESSAGES") or 5000)
     senders = int(os.environ.get("SOTONG_BENCH_FAULT_SENDERS") or 300)
     from sotong import clock, store
@@ -50,21 +56,36 @@ def faults(options: Options) -> list[Row]:
             pipeline.produce(sent)
             pipeline.relay()
             started = time.perf_counter()
-            concurrent(pipeline, senders, 20, deadline_s=messages / rate * 3 + 120)()
-            pipeline.drain()
+            with contextlib.redirect_stdout(io.StringIO()):  # the functions' metric lines
+                concurrent(pipeline, senders, 20, deadline_s=messages / rate * 3 + 120)()
+                pipeline.drain()
             took = time.perf_counter() - started
         row = pipeline.row("load", sent)
         windows: dict[int, int] = {}
         for accepted in fake.accepted:
             window = int(accepted.accepted_at.timestamp() // ratelimit.WINDOW_S)
             windows[window] = windows.get(window, 0) + 1
+        reserved = max(
+            (
+                int(store.from_item(i).get("sent", 0))
+                for i in store.dynamodb().query(
+                    TableName=store.table_name(),
+                    KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues=store.values(p="RATE#solapi"),
+                )["Items"]
+            ),
+            default=0,
+        )
         store.dynamodb.cache_clear()
     cap = ratelimit.capacity(rate)
     note = (
         f"{senders} senders, {messages} messages at {rate:g}/s: accepted {row.accepted}, "
         f"lost {row.lost}, duplicates {row.duplicates}, uncertain {row.uncertain}; "
         f"{row.http_calls} send-many requests; busiest {ratelimit.WINDOW_S}-s window "
-        f"{max(windows.values(), default=0)} (cap {cap}); final states {row.statuses}"
+        f"{max(windows.values(), default=0)} at the provider, {reserved} reserved "
+        f"(cap {cap}); final states {row.statuses}; "
+        f"{len(pipeline.errors)} AWS/function errors retried"
+        + (f" (first: {sorted(set(pipeline.errors))[0]})" if pipeline.errors else "")
     )
     return [
         Row(SUITE, "load: lost + duplicated messages", row.lost + row.duplicates, "messages", note),

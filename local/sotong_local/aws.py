@@ -214,19 +214,25 @@ def queue_attributes(sqs: Any, url: str) -> dict[str, str]:
     return attributes
 
 
-_transactions = threading.Lock()
+_writes = threading.RLock()
 
 
 def copy_tables_once_per_transaction() -> None:
-    """moto backs up a table once per *action* of a TransactWriteItems (a 100-action write
-    deep-copies the table 100 times); make it once per table and transaction. Transactions
-    run one at a time, as they would against one moto backend anyway."""
+    """Make moto's DynamoDB writes behave as DynamoDB's under concurrent callers.
+
+    - moto checks a write's condition and applies it without a lock, so two threads can both
+      pass `sent <= :most`; DynamoDB applies each item's conditional write atomically. Writes
+      here take one lock.
+    - moto backs up a table once per *action* of a TransactWriteItems (a 100-action write
+      deep-copies the table 100 times); here once per table and transaction.
+    """
     from moto.dynamodb import models
 
-    original = models.DynamoDBBackend.transact_write_items
-    if getattr(original, "_copies_once", False):
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "_copies_once", False):
         return
     real_copy = models.copy
+    original_transact = backend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         copies: dict[int, Any] = {}
@@ -238,12 +244,22 @@ def copy_tables_once_per_transaction() -> None:
                     copies[id(value)] = real_copy.deepcopy(value)
                 return copies[id(value)]
 
-        with _transactions:
+        with _writes:
             models.copy = _Once  # type: ignore[assignment]
             try:
-                original(self, transact_items)
+                original_transact(self, transact_items)
             finally:
                 models.copy = real_copy
 
     transact_write_items._copies_once = True  # type: ignore[attr-defined]
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    for name in ("put_item", "update_item", "delete_item"):
+        setattr(backend, name, _locked(getattr(backend, name)))
+
+
+def _locked(write: Any) -> Any:
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _writes:
+            return write(*args, **kwargs)
+
+    return locked

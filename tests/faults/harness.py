@@ -116,8 +116,11 @@ class Pipeline:
     queue_url: str
     timeout_s: float = 0.3
     providers: Providers = field(init=False)
+    errors: list[str] = field(default_factory=list)
+    """function errors and AWS call failures the run met (each retried, as Lambda would)"""
 
     def __post_init__(self) -> None:
+        serialize_moto_sqs()
         client = SolapiProvider(
             self.fake.api_key,
             self.fake.api_secret,
@@ -168,6 +171,9 @@ class Pipeline:
             failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
         except Killed:
             failed = {m["MessageId"] for m in messages}
+        except Exception as error:  # a function error: Lambda hands the whole batch back
+            self.errors.append(f"{type(error).__name__}: {error}"[:200])
+            failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self._sqs.delete_message_batch(
@@ -188,16 +194,21 @@ class Pipeline:
                     )
         return failed
 
-    def drain(self, rounds: int = 40, jump_s: float = 120.0) -> None:
-        """Run the sender until the queue is empty; between rounds with hand-backs the clock
-        moves on `jump_s` (past leases and backoffs)."""
+    def drain(self, rounds: int = 40, jump_s: float = 120.0, wait_s: float = 600.0) -> None:
+        """Run the sender until no request is left; between rounds with hand-backs the clock
+        moves on `jump_s` (past leases and backoffs). Requests a sender hid for a while (its
+        own backoff) are waited for, `wait_s` at most."""
+        waited = 0.0
         for _ in range(rounds):
             batch = self.receive()
+            while not batch and self.in_flight() and waited < wait_s:
+                time.sleep(1.0)
+                waited += 1.0
+                batch = self.receive()
             if not batch:
-                if not self.in_flight():
-                    return
-                time.sleep(0.5)
-                continue
+                if self.in_flight():
+                    raise AssertionError(f"requests still hidden after {wait_s:.0f} s")
+                return
             if self.invoke(batch):
                 shift(jump_s)
                 # the clock jumps, the fake's real-time log does not: give a late intake
@@ -249,6 +260,37 @@ class Pipeline:
         )
 
 
+_sqs_lock = threading.RLock()
+
+
+def serialize_moto_sqs() -> None:
+    """moto's in-process SQS is not safe for hundreds of threads (a receive can fail with
+    "Set changed size during iteration" after taking messages, hiding them for the visibility
+    timeout). The matrix measures our pipeline, so its queue calls take turns, as SQS's own
+    would never collide. Receives here never long-poll, so nobody waits inside the lock."""
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend.receive_message, "_serialized", False):
+        return
+    for name in (
+        "receive_message",
+        "delete_message",
+        "delete_message_batch",
+        "change_message_visibility",
+        "change_message_visibility_batch",
+        "send_message",
+        "send_message_batch",
+    ):
+        original = getattr(SQSBackend, name)
+
+        def serialized(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _sqs_lock:
+                return _original(*args, **kwargs)
+
+        serialized._serialized = True  # type: ignore[attr-defined]
+        setattr(SQSBackend, name, serialized)
+
+
 _offset_lock = threading.Lock()
 
 
@@ -268,13 +310,18 @@ def concurrent(
         idle = 0
         end = time.monotonic() + deadline_s
         while time.monotonic() < end and idle < 40:
-            batch = pipeline.receive(batch_size)
+            try:
+                batch = pipeline.receive(batch_size)
+            except Exception as error:  # the poller's receive failed: Lambda polls again
+                pipeline.errors.append(f"receive: {type(error).__name__}: {error}"[:200])
+                time.sleep(0.5)
+                continue
             if not batch:
                 idle += 1
                 time.sleep(0.2)
                 continue
             idle = 0
-            pipeline.invoke(batch)
+            pipeline.invoke(batch, redeliver_now=False)  # the sender's own backoffs stand
 
     def run() -> None:
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(senders)]

@@ -216,6 +216,7 @@ def load_row(pipeline: Pipeline, senders: int, count: int, rate: float, batch: i
         concurrent(pipeline, senders, batch, deadline_s=count / rate * 3 + 60)()
         pipeline.drain()
     row = pipeline.row(f"{senders} senders, {count} messages at {rate:g}/s", sent)
+    print(f"  errors retried: {len(pipeline.errors)} {sorted(set(pipeline.errors))[:3]}")
     return row
 
 

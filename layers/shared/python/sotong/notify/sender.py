@@ -276,6 +276,9 @@ class BatchSender:
             if self.remaining_s() < CALL_MARGIN_S:
                 queue = chunk + queue
                 break
+            if clock.now().timestamp() >= slot.starts_at + ratelimit.WINDOW_S:
+                queue = chunk + queue  # woke too late (a busy host): sending now would crowd
+                break  # a later window that other senders hold; ask again instead
             for start in range(0, len(chunk), max(1, provider.max_batch)):
                 self._call(provider, chunk[start : start + provider.max_batch], out)
         if queue:
