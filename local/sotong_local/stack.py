@@ -89,10 +89,12 @@ class LocalStack:
         self.env.update(values)
 
     def start(self) -> LocalStack:
+        from sotong.complaints import rulebook
         from sotong.config import load_hospital_file
 
         opts = self.options
         self.config = load_hospital_file(self.hospital_path)  # a broken file stops us here
+        rulebook.checked(self.config, str(self.hospital_path))
         self.prefix: str = opts.prefix or f"sotong-{self.config.hospital_id}"
         try:
             self._moto, self.aws_endpoint = aws.start_moto(opts.host, opts.aws_port)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sotong.complaints import rulebook
 from sotong.complaints.bedrock import BedrockClassifier
 from sotong.complaints.classify import (
     Classification,
@@ -17,11 +18,9 @@ from sotong.complaints.classify import (
     RuleClassifier,
     build_classifier,
     classifier_for,
-    evaluate,
     normalise,
-    read_labelled,
 )
-from sotong.complaints.default_rules import DEFAULT_RULES
+from sotong.complaints.evaluation import evaluate, read_labelled
 from sotong.config import HospitalConfig, load_hospital_file
 from sotong.config.loader import parse_hospital
 from sotong.config.schema import DEFAULT_CATEGORIES, KINDS, URGENCIES
@@ -328,7 +327,11 @@ def test_empty_and_odd_text(rules: RuleClassifier) -> None:
 
 
 def test_shipped_rules_are_valid_for_every_hospital() -> None:
-    for rule in DEFAULT_RULES:
+    rules = rulebook.shipped()["rules"]
+    ids = [rule.id for rule in rules]
+    assert all(ids)
+    assert len(ids) == len(set(ids))
+    for rule in rules:
         assert rule.category is None or rule.category in DEFAULT_CATEGORIES
         assert all(phrase.strip() for phrase in rule.phrases)
 

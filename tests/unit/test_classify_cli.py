@@ -111,7 +111,9 @@ def test_evaluate_labelled_set(
     for name in ("kind accuracy", "urgency accuracy", "critical precision"):
         assert 0 <= figures[name] <= 1
     assert "missed critical" not in out
-    assert "category confusion (labelled -> classified):" in out
+    assert "category confusion (rows labelled, columns classified):" in out
+    assert "urgency: precision / recall per class" in out
+    assert re.search(r"^  critical_falls\s+\d+ hits  precision [0-9.]+$", out, flags=re.MULTILINE)
 
 
 def test_evaluate_both_sets(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sotong.complaints.classify import RuleClassifier, read_labelled
+from sotong.complaints.classify import RuleClassifier
+from sotong.complaints.evaluation import read_labelled
 from sotong.config import HospitalConfig, load_hospital_file
 
 ROOT = Path(__file__).resolve().parents[2]

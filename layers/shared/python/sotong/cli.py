@@ -22,19 +22,22 @@ API_SUMS = (
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from sotong.complaints import rulebook
     from sotong.config import ConfigError, load_hospital_file
 
     failed = 0
     for path in args.files:
         try:
             config = load_hospital_file(path)
+            rules = rulebook.checked(config, str(path))
         except ConfigError as error:
             failed += 1
             print(error.render(), file=sys.stderr)
         else:
             print(
                 f"{path}: ok ({config.hospital_id}, {len(config.departments)} departments, "
-                f"{len(config.templates)} templates, {len(config.treatment_tags)} treatment tags)"
+                f"{len(config.templates)} templates, {len(config.treatment_tags)} treatment tags, "
+                f"{len(rules.rules)} classifier rules)"
             )
     return 1 if failed else 0
 
@@ -84,7 +87,9 @@ def _classify(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from sotong.complaints.classify import classifier_for, evaluate, read_labelled
+    from sotong.complaints import rulebook
+    from sotong.complaints.classify import classifier_for
+    from sotong.complaints.evaluation import evaluate, read_labelled
     from sotong.config import ConfigError, load_hospital_file
     from sotong.config.loader import CONFIG_PATH_ENV
 
@@ -103,7 +108,12 @@ def _classify(args: argparse.Namespace) -> int:
                 print(error, file=sys.stderr)
                 return 2
             print(("\n" if number else "") + f"{labelled} (hospital {hospital.hospital_id}):")
-            print(evaluate(classifier, items).render())
+            says = {
+                rule.id: {"category": rule.category, "urgency": rule.urgency, "kind": rule.kind}
+                for rule in rulebook.for_hospital(hospital).rules
+                if rule.id
+            }
+            print(evaluate(classifier, items, says).render())
         return 0
     failed = 0
     for number, line in enumerate(sys.stdin, start=1):

@@ -2,32 +2,24 @@
 
 The rule classifier works offline and on the standard library only; the phrase tables are built
 once, when the classifier is constructed (once per Lambda process). How phrases match is described
-in `sotong.complaints.default_rules`. Urgency is the most severe signal found; a critical signal is
+in docs/tune-the-classifier.md; the rules are data (`sotong/complaints/rules/shipped.yaml`).
+Urgency is the most severe signal found; a critical signal is
 never outvoted (it also decides the category among its own), since a critical complaint alerts a
 person at once and missing one costs more than a false alarm.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import unicodedata
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from sotong.complaints.default_rules import (
-    ABSENCE_MARKERS,
-    AFTER_TREATMENT,
-    DEFAULT_RULES,
-    NEGATION_MARKERS,
-    TOGETHER,
-    VISIT_MARKERS,
-    Together,
-)
-from sotong.config.schema import KINDS, URGENCIES, ClassifierRule
+from sotong.complaints import rulebook
+from sotong.complaints.rulebook import Rule, Rulebook
+from sotong.config.schema import KINDS
 
 if TYPE_CHECKING:
     from sotong.config.schema import HospitalConfig
@@ -39,7 +31,7 @@ HOSPITAL_WEIGHT = 2.0  # a hospital's own rule counts twice a shipped one for th
 DEFAULT_WEIGHT = 1.0
 HINT_WEIGHT = 1.5  # the category the patient picked: beats one weak phrase, not two
 
-_SEVERITY = {"normal": 0, "high": 1, "critical": 2}
+SEVERITY = {"normal": 0, "high": 1, "critical": 2}
 _HANGUL_FIRST, _HANGUL_LAST, _FINALS = 0xAC00, 0xD7A3, 28
 _FINAL_SS, _FINAL_S = 20, 19  # the final consonants ㅆ and ㅅ
 _SENTENCE_END = ".!?。…"
@@ -52,7 +44,8 @@ class Classification:
     category: str  # one of hospital.complaints.categories
     urgency: str  # critical | high | normal
     matched: tuple[str, ...]  # the phrases that decided it, for staff to see why
-    classifier: str  # "rules" or "bedrock"
+    classifier: str  # "rules", "rules+model" or "bedrock"
+    rules: tuple[str, ...] = ()  # ids of the rules whose phrases decided it
 
 
 class Classifier(Protocol):
@@ -112,6 +105,7 @@ class _Phrase:
 
 @dataclass(frozen=True)
 class _Rule:
+    id: str | None
     category: str | None
     urgency: str | None
     kind: str | None
@@ -154,19 +148,42 @@ def _compile_phrase(raw: str) -> _Phrase | None:
     return _Phrase(" ".join(words), key, at_start, at_end, frozenset(spaces), open_end, stem_key)
 
 
-def _compile(rules: Iterable[ClassifierRule], priority: int, weight: float) -> list[_Rule]:
-    out = []
+def _compile(
+    rules: Iterable[Rule],
+) -> tuple[list[_Rule], list[tuple[_Rule, list[tuple[_Phrase, ...]]]]]:
+    """Phrase rules, and combinations with their groups."""
+    single, together = [], []
     for rule in rules:
+        priority, weight = (
+            (1, HOSPITAL_WEIGHT) if rule.origin == "hospital" else (0, DEFAULT_WEIGHT)
+        )
+        if rule.groups:
+            compiled = _Rule(rule.id, rule.category, rule.urgency, None, (), priority, weight)
+            groups = [tuple(p for p in map(_compile_phrase, g) if p) for g in rule.groups]
+            together.append((compiled, groups))
+            continue
         phrases = tuple(p for p in map(_compile_phrase, rule.phrases) if p is not None)
         if phrases:
-            out.append(_Rule(rule.category, rule.urgency, rule.kind, phrases, priority, weight))
-    return out
+            single.append(
+                _Rule(rule.id, rule.category, rule.urgency, rule.kind, phrases, priority, weight)
+            )
+    return single, together
 
 
-def _compile_together(together: Together) -> tuple[_Rule, list[tuple[_Phrase, ...]]]:
-    rule = _Rule(together.category, together.urgency, None, (), 0, DEFAULT_WEIGHT)
-    groups = [tuple(p for p in map(_compile_phrase, group) if p) for group in together.groups]
-    return rule, groups
+@dataclass(frozen=True)
+class _Markers:
+    """Words after a critical phrase that take its urgency away (see `_negation`)."""
+
+    absence: tuple[str, ...]
+    negation: tuple[str, ...]
+    visit: tuple[str, ...]
+
+    @classmethod
+    def of(cls, book: Rulebook) -> _Markers:
+        def folded(name: str) -> tuple[str, ...]:
+            return tuple(map(_fold_typos, book.markers.get(name, ())))
+
+        return cls(folded("absence"), folded("negation"), folded("visit"))
 
 
 class _Text:
@@ -257,14 +274,13 @@ class _Text:
         return self.words[word - 1] if word > 0 else ""
 
 
-_ABSENCE = tuple(map(_fold_typos, ABSENCE_MARKERS))
-_NEGATION = tuple(map(_fold_typos, NEGATION_MARKERS))
-_VISIT = tuple(map(_fold_typos, VISIT_MARKERS))
 _HEDGES = ("거의", "전혀", "하나도", "별로", "크게", "다행히")  # between a harm and its absence
 _PARTICLES = ("", "이", "가", "은", "는", "을", "를", "도")
 
 
-def _negation(text: _Text, start: int, end: int, treated: bool = True) -> str | None:
+def _negation(
+    markers: _Markers, text: _Text, start: int, end: int, treated: bool = True
+) -> str | None:
     """Why a critical phrase does not make the complaint critical, or None if it does.
 
     'purpose' for a precaution ('넘어지지 않게'), 'absence' for '출혈은 없었어요' and 'visit' for
@@ -272,19 +288,20 @@ def _negation(text: _Text, start: int, end: int, treated: bool = True) -> str | 
     """
     rest, following, then = text.after(end, words=2)
     tail = rest + following
-    if tail.startswith(_ABSENCE) or (following in _HEDGES and (rest + then).startswith(_ABSENCE)):
+    absence = markers.absence
+    if tail.startswith(absence) or (following in _HEDGES and (rest + then).startswith(absence)):
         return "absence"  # '출혈은 없었어요', '출혈도 거의 없었대요'
     if not treated and (
-        (rest.endswith("서") and following.startswith(_VISIT))
-        or (not rest and following.endswith("서") and then.startswith(_VISIT))  # '숨이 차서 왔'
+        (rest.endswith("서") and following.startswith(markers.visit))
+        or (not rest and following.endswith("서") and then.startswith(markers.visit))  # '숨이 차서'
     ):
         return "visit"
-    if any(marker in tail for marker in _NEGATION):
+    if any(marker in tail for marker in markers.negation):
         return "purpose"
     if text.previous_word(start) in ("안", "못") and rest.endswith(("게", "도록")):
         return "purpose"  # '안 넘어지게', '안 다치도록'
     if rest in _PARTICLES and (
-        (following.endswith("지") and then.startswith(_NEGATION))
+        (following.endswith("지") and then.startswith(markers.negation))
         or (following in ("안", "못") and then.endswith(("게", "도록", "게끔")))
     ):
         return "purpose"  # a harm named as a noun: '욕창이 생기지 않게', '욕창 안 생기게'
@@ -292,14 +309,14 @@ def _negation(text: _Text, start: int, end: int, treated: bool = True) -> str | 
 
 
 def _first_match(
-    text: _Text, rule: _Rule, group: tuple[_Phrase, ...], treated: bool
+    markers: _Markers, text: _Text, rule: _Rule, group: tuple[_Phrase, ...], treated: bool
 ) -> _Match | None:
     """The first phrase of a `Together` group in the text that is not negated."""
     for phrase in group:
         if phrase.key not in text.compact:
             continue  # the quick test first: most phrases are not in the text at all
         for start, end in text.find(phrase, lenient=True):
-            if _negation(text, start, end, treated) is None:
+            if _negation(markers, text, start, end, treated) is None:
                 return _Match(start, end, rule, phrase, rule.category, rule.urgency, None)
     return None
 
@@ -330,15 +347,16 @@ class RuleClassifier:
 
     name = "rules"
 
-    def __init__(self, hospital: HospitalConfig) -> None:
+    def __init__(self, hospital: HospitalConfig, book: Rulebook | None = None) -> None:
         self.labels: dict[str, str] = dict(hospital.complaints.categories)  # id -> Korean label
         self.categories: tuple[str, ...] = tuple(self.labels)
-        own = _compile(hospital.complaints.rules, priority=1, weight=HOSPITAL_WEIGHT)
-        shipped = _compile(DEFAULT_RULES, priority=0, weight=DEFAULT_WEIGHT)
+        book = book or rulebook.for_hospital(hospital)
+        single, together = _compile(book.rules)
         known = set(self.categories)
-        self._rules = [r for r in own + shipped if r.category is None or r.category in known]
-        self._together = [_compile_together(t) for t in TOGETHER if t.category in known]
-        self._after_treatment = [p for p in map(_compile_phrase, AFTER_TREATMENT) if p]
+        self._rules = [r for r in single if r.category is None or r.category in known]
+        self._together = [(r, g) for r, g in together if r.category is None or r.category in known]
+        self._markers = _Markers.of(book)
+        self._after_treatment = [p for p in map(_compile_phrase, book.after_treatment) if p]
         # What to look for first, per phrase: a critical phrase is a stem (see `_Text.find`).
         self._needles = [
             (phrase.stem_key if rule.urgency == "critical" else phrase.key, rule, phrase)
@@ -374,7 +392,9 @@ class RuleClassifier:
             )
             if m.rule.urgency and not urgency:
                 continue  # '또 하나', '알레르기 검사': the longer phrase says it is no signal
-            if urgency == "critical" and (negation := _negation(text, m.start, m.end, treated)):
+            if urgency == "critical" and (
+                negation := _negation(self._markers, text, m.start, m.end, treated)
+            ):
                 urgency = None
                 if negation != "purpose":
                     category = None
@@ -383,7 +403,7 @@ class RuleClassifier:
         for rule, groups in self._together:
             found_all = []
             for group in groups:
-                if (first := _first_match(text, rule, group, treated)) is None:
+                if (first := _first_match(self._markers, text, rule, group, treated)) is None:
                     break  # every group must be there: no need to look at the rest
                 found_all.append(first)
             else:
@@ -394,13 +414,15 @@ class RuleClassifier:
         matches = self._matches(_Text(text))
         urgency = "normal"
         for m in matches:
-            if m.urgency and _SEVERITY[m.urgency] > _SEVERITY[urgency]:
+            if m.urgency and SEVERITY[m.urgency] > SEVERITY[urgency]:
                 urgency = m.urgency
         by_urgency = [m for m in matches if urgency != "normal" and m.urgency == urgency]
         category, by_category = self._category(matches, by_urgency, urgency, category_hint)
         kind, by_kind = self._kind(matches)
-        matched = _unique(m.phrase.shown for m in [*by_urgency, *by_category, *by_kind])
-        return Classification(kind, category, urgency, matched, "rules")
+        deciding = [*by_urgency, *by_category, *by_kind]
+        matched = _unique(m.phrase.shown for m in deciding)
+        ids = _unique(m.rule.id for m in deciding if m.rule.id)
+        return Classification(kind, category, urgency, matched, "rules", ids)
 
     def _category(
         self,
@@ -474,157 +496,20 @@ def classifier_for(hospital: HospitalConfig) -> Classifier:
 
 
 def build_classifier(hospital: HospitalConfig) -> Classifier:
-    """The rule classifier, or Bedrock (backed by the rules) when SOTONG_CLASSIFIER=bedrock."""
+    """What SOTONG_CLASSIFIER names: `model` (the default: the rules and the learned model
+    together, when the weights ship), `rules` alone, or `bedrock` (Bedrock's opinion over the
+    rules and the model, which may only raise the urgency)."""
+    from sotong.complaints import learned
+
+    choice = os.environ.get(CLASSIFIER_ENV, "model").strip().lower()
     rules = RuleClassifier(hospital)
-    if os.environ.get(CLASSIFIER_ENV, "rules").strip().lower() == "bedrock":
+    base: Classifier = rules
+    if choice != "rules" and learned.available():
+        from sotong.complaints.combined import CombinedClassifier
+
+        base = CombinedClassifier(rules, learned.load())
+    if choice == "bedrock":
         from sotong.complaints.bedrock import DEFAULT_MODEL_ID, BedrockClassifier
 
-        return BedrockClassifier(os.environ.get(BEDROCK_MODEL_ENV) or DEFAULT_MODEL_ID, rules)
-    return rules
-
-
-# ---- Measuring a classifier on a labelled set ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LabelledItem:
-    text: str
-    kind: str
-    category: str
-    urgency: str
-    line: int
-
-
-def read_labelled(path: str | os.PathLike[str], categories: Sequence[str]) -> list[LabelledItem]:
-    """JSON lines {"text", "kind", "category", "urgency"}; a bad line raises, naming it."""
-    items = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}:{number}: expected an object")
-        for name, allowed in (("kind", KINDS), ("category", categories), ("urgency", URGENCIES)):
-            if data.get(name) not in allowed:
-                raise ValueError(
-                    f"{path}:{number}: {name} must be one of {', '.join(allowed)}, "
-                    f"not {data.get(name)!r}"
-                )
-        if not isinstance(data.get("text"), str) or not data["text"].strip():
-            raise ValueError(f"{path}:{number}: text is missing")
-        items.append(
-            LabelledItem(data["text"], data["kind"], data["category"], data["urgency"], number)
-        )
-    return items
-
-
-@dataclass
-class Evaluation:
-    items: int = 0
-    kind_correct: int = 0
-    category_correct: int = 0
-    urgency_correct: int = 0
-    critical_expected: int = 0
-    critical_found: int = 0
-    critical_predicted: int = 0
-    missed_critical: list[str] = field(default_factory=list)
-    false_critical: list[str] = field(default_factory=list)
-    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
-    kind_confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
-    urgency_confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-    @staticmethod
-    def _ratio(part: int, whole: int) -> float:
-        return part / whole if whole else 1.0
-
-    @property
-    def kind_accuracy(self) -> float:
-        return self._ratio(self.kind_correct, self.items)
-
-    @property
-    def category_accuracy(self) -> float:
-        return self._ratio(self.category_correct, self.items)
-
-    @property
-    def urgency_accuracy(self) -> float:
-        return self._ratio(self.urgency_correct, self.items)
-
-    @property
-    def critical_recall(self) -> float:
-        return self._ratio(self.critical_found, self.critical_expected)
-
-    @property
-    def critical_precision(self) -> float:
-        return self._ratio(self.critical_found, self.critical_predicted)
-
-    def render(self, confusion_rows: int = 8) -> str:
-        def line(label: str, value: float, part: int, whole: int) -> str:
-            return f"{label + ':':<20}{value:.3f} ({part}/{whole})"
-
-        out = [
-            f"{'items:':<20}{self.items}",
-            line("kind accuracy", self.kind_accuracy, self.kind_correct, self.items),
-            line("category accuracy", self.category_accuracy, self.category_correct, self.items),
-            line("urgency accuracy", self.urgency_accuracy, self.urgency_correct, self.items),
-            line(
-                "critical recall",
-                self.critical_recall,
-                self.critical_found,
-                self.critical_expected,
-            ),
-            line(
-                "critical precision",
-                self.critical_precision,
-                self.critical_found,
-                self.critical_predicted,
-            ),
-        ]
-        if self.missed_critical:
-            out.append("missed critical:")
-            out += [f"  - {text}" for text in self.missed_critical]
-        if self.false_critical:
-            out.append("critical, labelled otherwise:")
-            out += [f"  - {text}" for text in self.false_critical]
-        for title, counter in (
-            ("category confusion (labelled -> classified)", self.confusion),
-            ("kind confusion (labelled -> classified)", self.kind_confusion),
-            ("urgency confusion (labelled -> classified)", self.urgency_confusion),
-        ):
-            if counter:
-                out.append(f"{title}:")
-                out += [
-                    f"  {want} -> {got}: {count}"
-                    for (want, got), count in counter.most_common(confusion_rows)
-                ]
-        return "\n".join(out)
-
-
-def evaluate(classifier: Classifier, items: Iterable[LabelledItem]) -> Evaluation:
-    result = Evaluation()
-    for item in items:
-        got = classifier.classify(item.text)
-        result.items += 1
-        result.kind_correct += got.kind == item.kind
-        result.category_correct += got.category == item.category
-        result.urgency_correct += got.urgency == item.urgency
-        if got.kind != item.kind:
-            result.kind_confusion[(item.kind, got.kind)] += 1
-        if got.category != item.category:
-            result.confusion[(item.category, got.category)] += 1
-        if got.urgency != item.urgency:
-            result.urgency_confusion[(item.urgency, got.urgency)] += 1
-        if item.urgency == "critical":
-            result.critical_expected += 1
-            if got.urgency == "critical":
-                result.critical_found += 1
-            else:
-                result.missed_critical.append(item.text)
-        if got.urgency == "critical":
-            result.critical_predicted += 1
-            if item.urgency != "critical":
-                result.false_critical.append(item.text)
-    return result
+        return BedrockClassifier(os.environ.get(BEDROCK_MODEL_ENV) or DEFAULT_MODEL_ID, rules, base)
+    return base

@@ -172,17 +172,30 @@ def _default_sla() -> dict[Urgency, SlaHours]:
 
 
 class ClassifierRule(_Model):
-    """Korean stems and phrases; matching is on substrings, since particles attach to words."""
+    """Korean stems and phrases; matching is on substrings, since particles attach to words.
 
+    `phrases`: any one of them in the text. `all_of`: a combination, when a phrase of every group
+    is in the text; a group is a list of phrases or the name of a shipped list (see
+    `sotong/complaints/rules/shipped.yaml`)."""
+
+    id: Slug | None = Field(default=None, description="stable id, to refer to the rule")
+    about: str | None = Field(default=None, max_length=300, description="what the rule is for")
     category: str | None = None
     urgency: Urgency | None = None
     kind: Literal["complaint", "suggestion", "compliment"] | None = None
-    phrases: tuple[str, ...] = Field(min_length=1)
+    phrases: tuple[str, ...] = ()
+    all_of: tuple[tuple[str, ...] | str, ...] = ()
 
     @model_validator(mode="after")
     def _says_something(self) -> ClassifierRule:
         if not (self.category or self.urgency or self.kind):
             raise ValueError("a rule must set a category, an urgency or a kind")
+        if bool(self.phrases) == bool(self.all_of):
+            raise ValueError("a rule has either phrases or all_of (a combination), not both")
+        if self.all_of and len(self.all_of) < 2:
+            raise ValueError("all_of: a combination needs at least two groups")
+        if any(not group for group in self.all_of):
+            raise ValueError("all_of: a group must hold at least one phrase")
         return self
 
 
@@ -194,6 +207,15 @@ class ComplaintSettings(_Model):
     default_department: Slug
     rules: tuple[ClassifierRule, ...] = Field(
         default=(), description="added to the shipped default rules"
+    )
+    disable_rules: tuple[Slug, ...] = Field(
+        default=(), description="ids of shipped rules this hospital turns off"
+    )
+    bedrock_model_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9.:\-]{3,120}$",
+        description="an Amazon Bedrock model the second-opinion classifier also asks "
+        "(it may only raise urgency); off when unset",
     )
     text_max_chars: int = Field(default=4000, ge=100, le=4000)
 
@@ -215,6 +237,10 @@ class ComplaintSettings(_Model):
         for index, rule in enumerate(self.rules):
             if rule.category and rule.category not in known:
                 raise ValueError(f"rules[{index}].category: unknown category '{rule.category}'")
+        ids = [rule.id for rule in self.rules if rule.id]
+        if len(ids) != len(set(ids)):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"rules: ids used twice: {', '.join(twice)}")
         return self
 
 
