@@ -8,13 +8,13 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv run test unit lint bench synth validate outbox clean
+.PHONY: venv run test unit lint bench synth validate outbox clean train-classifier evaluate-classifier
 
 venv: $(STAMP)
 
-$(STAMP): requirements/dev.txt requirements/runtime.txt pyproject.toml
+$(STAMP): requirements/dev.txt requirements/runtime.txt requirements/train.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt -r requirements/train.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -41,6 +41,15 @@ bench: venv
 ## Write CloudFormation templates for every hospital into cdk.out/ (no AWS account needed).
 synth: venv
 	$(BIN)/python -m infra.app
+
+## Retrain the complaint model on tests/data/classifier/train_*.jsonl (+ CORRECTIONS=file.jsonl).
+train-classifier: venv
+	$(BIN)/python -m sotong_local.train_classifier $(if $(CORRECTIONS),--corrections $(CORRECTIONS))
+	$(BIN)/python -m sotong_local.classifier_baseline --write
+
+## Print the classifier's figures on the validation split and the held-out set.
+evaluate-classifier: venv
+	$(BIN)/python -m sotong_local.classifier_baseline
 
 validate: venv
 	$(BIN)/sotong validate hospitals/*.yaml

@@ -20,6 +20,8 @@ from infra.constructs.email import configuration_set_name
 from infra.constructs.queues import Queues
 from infra.nag import acknowledge
 from infra.naming import pascal, physical
+from sotong.complaints import rulebook
+from sotong.complaints.classify import BEDROCK_MODEL_ENV
 from sotong.config.schema import HospitalConfig
 from sotong.notify.providers.factory import SES_CONFIGURATION_SET_ENV
 from sotong.resources import (
@@ -61,6 +63,9 @@ def write_config_layer(config: HospitalConfig, build_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=2, sort_keys=True)
     target.write_text(text + "\n", encoding="utf-8")
+    # the shipped rules merged with the hospital's: functions read JSON, never YAML
+    book = rulebook.checked(config, f"hospitals/{config.hospital_id}")
+    (target.parent / "rules.json").write_text(book.to_json(), encoding="utf-8")
     return layer_dir
 
 
@@ -143,6 +148,22 @@ class Functions(Construct):
         if spec.sends_email:
             self._grant_email(role)
             environment[SES_CONFIGURATION_SET_ENV] = configuration_set_name(hospital_id)
+        model_id = self._config.complaints.bedrock_model_id
+        if spec.uses_bedrock and model_id:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["bedrock:InvokeModel"],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="bedrock",
+                            account="",
+                            resource="foundation-model",
+                            resource_name=model_id,
+                        )
+                    ],
+                )
+            )
+            environment[BEDROCK_MODEL_ENV] = model_id
 
         function = lambda_.Function(
             self,
@@ -185,7 +206,7 @@ class Functions(Construct):
         return function
 
     def _add_stream(self, function: lambda_.Function, stream: StreamTrigger) -> None:
-        """New items of `stream.key_prefix` only; a failing record is retried from where it
+        """Items of the stream's key prefixes only; a failing record is retried from where it
         failed, split on errors; what still fails is left to the sweeper."""
         data = self._tables.by_name[stream.table]
         function.add_event_source(
@@ -201,14 +222,20 @@ class Functions(Construct):
                 filters=[
                     lambda_.FilterCriteria.filter(
                         {
-                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "eventName": lambda_.FilterRule.or_(*stream.events),
                             "dynamodb": {
                                 "Keys": {
-                                    "pk": {"S": lambda_.FilterRule.begins_with(stream.key_prefix)}
+                                    "pk": {"S": lambda_.FilterRule.begins_with(key)},
+                                    **(
+                                        {"sk": {"S": lambda_.FilterRule.begins_with(sort)}}
+                                        if sort
+                                        else {}
+                                    ),
                                 }
                             },
                         }
                     )
+                    for key, sort in stream.items
                 ],
             )
         )

@@ -102,8 +102,8 @@ def banner(stack: LocalStack, *, quiet: bool) -> str:
             )
         if function.stream:
             lines.append(
-                f"  Stream         {function.stream.table} ({function.stream.key_prefix}*) → "
-                f"{function.name}"
+                f"  Stream         {function.stream.table} "
+                f"({', '.join(k + '*' for k, _ in function.stream.items)}) → {function.name}"
             )
     problems = [f"{n} ({u.reason})" for n, u in stack.runtime.unavailable.items()]
     ready = [name for name in stack.runtime.definitions if stack.runtime.available(name)]

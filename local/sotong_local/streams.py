@@ -19,10 +19,12 @@ POLL_SECONDS = 0.5
 
 def kept(record: dict[str, Any], trigger: StreamTrigger) -> bool:
     """The filter the CDK stack puts on the event source mapping."""
-    if record.get("eventName") not in ("INSERT", "MODIFY"):
-        return False
-    key = (record.get("dynamodb") or {}).get("Keys", {}).get("pk", {}).get("S", "")
-    return str(key).startswith(trigger.key_prefix)
+    keys = (record.get("dynamodb") or {}).get("Keys", {})
+    return trigger.keeps(
+        str(record.get("eventName")),
+        str(keys.get("pk", {}).get("S", "")),
+        str(keys.get("sk", {}).get("S", "")),
+    )
 
 
 def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, Any]:

@@ -239,9 +239,10 @@ def test_queue_triggers_report_partial_batch_failures(synth: Synth) -> None:
         assert concurrency is None or concurrency >= 2
 
 
-def test_outbox_relay_reads_only_new_outbox_items_from_the_stream(synth: Synth) -> None:
+@pytest.mark.parametrize("name", [s.name for s in FUNCTIONS if s.stream])
+def test_stream_consumers_read_only_their_items(synth: Synth, name: str) -> None:
     mappings = list(cfn.of_type(synth.template, "AWS::Lambda::EventSourceMapping").values())
-    (spec,) = [s for s in FUNCTIONS if s.stream]
+    (spec,) = [s for s in FUNCTIONS if s.name == name]
     assert spec.stream is not None
     function_id, _ = cfn.function(synth.template, spec, HOSPITAL)
     (mapping,) = [m for m in mappings if m["Properties"]["FunctionName"] == cfn.ref(function_id)]
@@ -250,11 +251,14 @@ def test_outbox_relay_reads_only_new_outbox_items_from_the_stream(synth: Synth) 
     assert properties["BisectBatchOnFunctionError"] is True
     assert properties["MaximumRetryAttempts"] == spec.stream.retry_attempts
     assert properties["StartingPosition"] == "TRIM_HORIZON"
-    (pattern,) = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
-    assert pattern == {
-        "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"Keys": {"pk": {"S": [{"prefix": spec.stream.key_prefix}]}}},
-    }
+    patterns = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    expected = []
+    for key, sort in spec.stream.items:
+        keys = {"pk": {"S": [{"prefix": key}]}}
+        if sort:
+            keys["sk"] = {"S": [{"prefix": sort}]}
+        expected.append({"eventName": list(spec.stream.events), "dynamodb": {"Keys": keys}})
+    assert patterns == expected
     tables = cfn.of_type(synth.template, "AWS::DynamoDB::GlobalTable")
     streams = [t["Properties"].get("StreamSpecification") for t in tables.values()]
     assert {"StreamViewType": "NEW_IMAGE"} in streams

@@ -20,6 +20,7 @@ from sotong.complaints.classify import (
     classifier_for,
     normalise,
 )
+from sotong.complaints.combined import CombinedClassifier
 from sotong.complaints.evaluation import evaluate, read_labelled
 from sotong.config import HospitalConfig, load_hospital_file
 from sotong.config.loader import parse_hospital
@@ -189,8 +190,12 @@ def test_look_alikes_stay_normal(rules: RuleClassifier, text: str) -> None:
         ("낙상 예방 교육을 해주시면 좋겠어요", "normal", "suggestion", "safety"),
         # said not to have happened
         ("출혈은 없었는데 설명이 너무 부족했어요", "normal", "complaint", "explanation"),
-        # a near miss is still critical: when in doubt, critical
-        ("다행히 넘어지지는 않았지만 바닥이 너무 미끄러웠어요", "critical", "complaint", "safety"),
+        # said not to have happened (docs/classifier-labels.md): the hazard stays
+        ("다행히 넘어지지는 않았지만 바닥이 너무 미끄러웠어요", "normal", "complaint", "facility"),
+        # a fall without an injury is still a fall
+        ("넘어지셨는데 다친 데는 없어요", "critical", "complaint", "safety"),
+        # a near miss is critical
+        ("화장실에서 넘어질 뻔했어요", "critical", "complaint", "safety"),
     ],
 )
 def test_negations(
@@ -198,6 +203,22 @@ def test_negations(
 ) -> None:
     result = rules.classify(text)
     assert (result.urgency, result.kind, result.category) == (urgency, kind, category), result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "넘어진 건 아니고요, 복도가 어두워요",
+        "한 번도 안 넘어지셨어요. 감사합니다",
+        "아직 다친 사람은 못 봤지만 계단이 미끄러워요",
+        "다치신 데는 없었지만 아무도 몰랐어요",
+        "보도블록이 깨져서 넘어지기 딱 좋아 보여요",
+        "어르신들이 다칠 것 같아요",
+        "넘어지신 적은 없어요",
+    ],
+)
+def test_denials_and_risks_are_not_events(rules: RuleClassifier, text: str) -> None:
+    assert rules.classify(text).urgency != "critical"
 
 
 @pytest.mark.parametrize(
@@ -340,6 +361,8 @@ def test_classifier_for_picks_by_environment(
     demo: HospitalConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SOTONG_CLASSIFIER", raising=False)
+    assert isinstance(build_classifier(demo), CombinedClassifier)
+    monkeypatch.setenv("SOTONG_CLASSIFIER", "rules")
     assert isinstance(build_classifier(demo), RuleClassifier)
     monkeypatch.setenv("SOTONG_CLASSIFIER", "bedrock")
     monkeypatch.setenv("SOTONG_BEDROCK_MODEL_ID", "test-model")
@@ -353,7 +376,7 @@ def test_the_functions_classifier_is_built_on_first_use(demo: HospitalConfig) ->
     assert isinstance(lazy, LazyClassifier)
     assert lazy._built is None
     assert lazy.classify("대기시간이 너무 길어요").category == "wait_time"
-    assert isinstance(lazy._built, RuleClassifier)
+    assert isinstance(lazy._built, CombinedClassifier)
 
 
 def test_rules_import_no_boto3() -> None:

@@ -42,31 +42,42 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _stack_settings(command: str, stack: str | None, wanted: list[str]) -> dict[str, str] | None:
+    """The table and queue names a command needs, from the environment or a stack's outputs
+    (each output is described with the variable the functions read); None after saying what is
+    missing."""
     import os
 
-    import boto3
-
-    from sotong.config import load_hospital_file
-    from sotong.notify.replay import replay_dead_letters
-    from sotong.resources import NOTIFICATIONS, TABLES
-
     settings = dict(os.environ)
-    wanted = [NOTIFICATIONS.env, NOTIFICATIONS.dlq_env, *(t.env for t in TABLES)]
-    if args.stack:
-        outputs = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
-        # the stack describes each table/queue output with the variable the functions read
+    if stack:
+        import boto3
+
+        outputs = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         for output in outputs.get("Outputs", []):
             if output.get("Description") in wanted:
                 settings[output["Description"]] = output["OutputValue"]
     missing = [name for name in wanted if not settings.get(name)]
     if missing:
         print(
-            "replay-dlq needs " + ", ".join(missing) + " (environment, or --stack NAME)",
+            f"{command} needs " + ", ".join(missing) + " (environment, or --stack NAME)",
             file=sys.stderr,
         )
-        return 2
+        return None
     os.environ.update({name: settings[name] for name in wanted})
+    return settings
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import boto3
+
+    from sotong.config import load_hospital_file
+    from sotong.notify.replay import replay_dead_letters
+    from sotong.resources import NOTIFICATIONS, TABLES
+
+    wanted = [NOTIFICATIONS.env, NOTIFICATIONS.dlq_env, *(t.env for t in TABLES)]
+    settings = _stack_settings("replay-dlq", args.stack, wanted)
+    if settings is None:
+        return 2
     hospital = load_hospital_file(args.hospital)
     report = replay_dead_letters(
         boto3.client("sqs"),
@@ -99,6 +110,8 @@ def _classify(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(error.render(), file=sys.stderr)
         return 2
+    if args.export_corrections:
+        return _export_corrections(args, hospital)
     classifier = classifier_for(hospital)
     if args.evaluate:
         for number, labelled in enumerate(args.evaluate):
@@ -339,6 +352,47 @@ def _local(args: argparse.Namespace) -> int:
     return result
 
 
+def _months(since: str, until: str) -> list[str]:
+    year, month = map(int, since.split("-"))
+    out = []
+    while f"{year:04d}-{month:02d}" <= until:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _export_corrections(args: argparse.Namespace, hospital: Any) -> int:
+    """Staff corrections as labelled JSON lines on stdout (texts are patient data: anonymise
+    before they go anywhere near the repository)."""
+    import json
+    import re
+
+    from sotong import clock
+    from sotong.complaints.classify import classifier_for
+    from sotong.complaints.service import ComplaintDesk
+    from sotong.resources import TABLES
+
+    month = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+    until = args.until or clock.now().astimezone(hospital.zone).strftime("%Y-%m")
+    for name, value in (("--since", args.since), ("--until", until)):
+        if not value or not month.match(value):
+            print(
+                f"classify --export-corrections: {name} must be a month, YYYY-MM", file=sys.stderr
+            )
+            return 2
+    if (
+        _stack_settings("classify --export-corrections", args.stack, [t.env for t in TABLES])
+        is None
+    ):
+        return 2
+    desk = ComplaintDesk(hospital, classifier_for(hospital))
+    lines = desk.corrections(_months(args.since, until))
+    for line in lines:
+        print(json.dumps(line, ensure_ascii=False))
+    print(f"{len(lines)} correction(s) exported", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sotong", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -368,6 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="measure against labelled JSON lines {text, kind, category, urgency} instead",
     )
+    classify.add_argument(
+        "--export-corrections",
+        action="store_true",
+        help="print staff corrections as labelled JSON lines (for make train-classifier)",
+    )
+    classify.add_argument("--since", help="with --export-corrections: first month, YYYY-MM")
+    classify.add_argument("--until", help="with --export-corrections: last month (this one)")
+    classify.add_argument("--stack", help="read table names from this stack's outputs")
     classify.set_defaults(run=_classify)
 
     treatments = sub.add_parser(

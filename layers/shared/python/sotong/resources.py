@@ -63,13 +63,28 @@ class QueueTrigger:
 
 @dataclass(frozen=True)
 class StreamTrigger:
-    """A table's DynamoDB stream, filtered to new items whose `pk` starts with `key_prefix`."""
+    """A table's DynamoDB stream, filtered to items whose `pk` starts with `key_prefix` (and
+    `sk` with `sort_prefix`, when given; `also` adds more such (pk, sk) prefix pairs), on the
+    `events` named."""
 
     table: str
     key_prefix: str
+    sort_prefix: str | None = None
+    also: tuple[tuple[str, str | None], ...] = ()
+    events: tuple[Literal["INSERT", "MODIFY", "REMOVE"], ...] = ("INSERT", "MODIFY")
     batch_size: int = 100
     max_batching_window_s: int = 1
     retry_attempts: int = 10
+
+    @property
+    def items(self) -> tuple[tuple[str, str | None], ...]:
+        return ((self.key_prefix, self.sort_prefix), *self.also)
+
+    def keeps(self, event_name: str, pk: str, sk: str) -> bool:
+        """The filter the event source mapping applies (the local stack applies it too)."""
+        return event_name in self.events and any(
+            pk.startswith(key) and (sort is None or sk.startswith(sort)) for key, sort in self.items
+        )
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,8 @@ class Function:
     event_rule: EventRule | None = None
     reads_secrets: bool = False
     sends_email: bool = False
+    uses_bedrock: bool = False
+    """May call the Bedrock model the hospital config names (`complaints.bedrock_model_id`)."""
 
     @property
     def module(self) -> str:
@@ -237,6 +254,24 @@ FUNCTIONS += (
         tables={MAIN.name: "write"},
         sends_to=(NOTIFICATIONS.name,),
         stream=StreamTrigger(table=MAIN.name, key_prefix="TXOUT#"),
+    ),
+    Function(
+        name="complaint_reviewer",
+        handler="complaint_reviewer.handler",
+        description="Second opinion on new complaints and recall replies: may raise urgency "
+        "and page the on-call contact",
+        timeout_s=60,
+        memory_mb=1024,
+        tables={MAIN.name: "write"},
+        stream=StreamTrigger(
+            table=MAIN.name,
+            key_prefix="CMP#",
+            sort_prefix="CMP",
+            also=(("PAT#", "CONV#"),),
+            events=("INSERT",),
+            batch_size=20,
+        ),
+        uses_bedrock=True,
     ),
     Function(
         name="outbox_sweeper",

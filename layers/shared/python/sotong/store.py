@@ -158,6 +158,23 @@ def put_action(
     return {"Put": put}
 
 
+def update_action(
+    item_key: dict[str, str], expression: str, condition: str | None = None, **names: Any
+) -> dict[str, Any]:
+    """A TransactWriteItems `Update` of the item at `item_key` ({"pk", "sk"}); `names` are the
+    `:name` values the expressions use."""
+    update: dict[str, Any] = {
+        "TableName": table_name(),
+        "Key": to_item(item_key),
+        "UpdateExpression": expression,
+    }
+    if condition:
+        update["ConditionExpression"] = condition
+    if names:
+        update["ExpressionAttributeValues"] = values(**names)
+    return {"Update": update}
+
+
 def transact(actions: list[dict[str, Any]]) -> bool:
     """Write all `actions` or none (at most 100, DynamoDB's limit). False when a condition
     refused the write (an idempotent repeat or a concurrent change); any other failure raises."""

@@ -14,7 +14,7 @@ import logging
 import re
 from typing import Any
 
-from sotong.complaints.classify import Classification, RuleClassifier
+from sotong.complaints.classify import Classification, Classifier, RuleClassifier
 from sotong.config.schema import KINDS, URGENCIES
 
 # Claude 3 Haiku through the APAC cross-region inference profile (reachable from Seoul).
@@ -73,12 +73,14 @@ class BedrockClassifier:
         self,
         model_id: str,
         rules: RuleClassifier,
+        base: Classifier | None = None,
         *,
         client: Any = None,
         timeout_s: float = 10.0,
     ) -> None:
         self.model_id = model_id
         self.rules = rules
+        self.base: Classifier = base or rules  # what decides when Bedrock cannot
         self._client = client
         self._timeout_s = timeout_s
         labels = rules.labels
@@ -115,7 +117,7 @@ class BedrockClassifier:
         return "".join(block.get("text", "") for block in blocks)
 
     def classify(self, text: str, category_hint: str | None = None) -> Classification:
-        base = self.rules.classify(text, category_hint)
+        base = self.base.classify(text, category_hint)
         try:
             answer = self._ask(text, category_hint)
         except Exception as error:  # any failure: the rules' result stands
@@ -130,4 +132,4 @@ class BedrockClassifier:
             urgency = base.urgency  # never lower what the rules found
         if base.urgency == "critical":
             category = base.category  # a critical signal keeps its own category (safety, privacy)
-        return Classification(kind, category, urgency, base.matched, self.name)
+        return Classification(kind, category, urgency, base.matched, self.name, base.rules)

@@ -177,13 +177,21 @@ class _Markers:
     absence: tuple[str, ...]
     negation: tuple[str, ...]
     visit: tuple[str, ...]
+    denial: tuple[str, ...]
+    potential: tuple[str, ...]
 
     @classmethod
     def of(cls, book: Rulebook) -> _Markers:
         def folded(name: str) -> tuple[str, ...]:
             return tuple(map(_fold_typos, book.markers.get(name, ())))
 
-        return cls(folded("absence"), folded("negation"), folded("visit"))
+        return cls(
+            folded("absence"),
+            folded("negation"),
+            folded("visit"),
+            folded("denial"),
+            folded("potential"),
+        )
 
 
 class _Text:
@@ -276,6 +284,13 @@ class _Text:
 
 _HEDGES = ("거의", "전혀", "하나도", "별로", "크게", "다행히")  # between a harm and its absence
 _PARTICLES = ("", "이", "가", "은", "는", "을", "를", "도")
+_ENDING_STARTS = "신셨는은던"  # an ending's first syllable before a denial: '다치신 데는 없'
+_FINAL_L = 8  # the final consonant ㄹ: '다칠', '넘어질'
+
+
+def _final(char: str) -> int:
+    code = ord(char) - _HANGUL_FIRST
+    return code % _FINALS if 0 <= code <= _HANGUL_LAST - _HANGUL_FIRST else -1
 
 
 def _negation(
@@ -286,11 +301,15 @@ def _negation(
     'purpose' for a precaution ('넘어지지 않게'), 'absence' for '출혈은 없었어요' and 'visit' for
     the reason the patient came ('열이 나서 왔는데'), unless the text tells of a treatment.
     """
-    rest, following, then = text.after(end, words=2)
+    rest, following, then, fourth = text.after(end, words=3)
     tail = rest + following
+    window = tail + then + fourth
     absence = markers.absence
     if tail.startswith(absence) or (following in _HEDGES and (rest + then).startswith(absence)):
         return "absence"  # '출혈은 없었어요', '출혈도 거의 없었대요'
+    skip = 1 if rest[:1] in _ENDING_STARTS else 0
+    if window.startswith(markers.denial) or window[skip:].startswith(markers.denial):
+        return "absence"  # '넘어지진 않았지만', '다치신 데는 없었', '넘어진 건 아니고'
     if not treated and (
         (rest.endswith("서") and following.startswith(markers.visit))
         or (not rest and following.endswith("서") and then.startswith(markers.visit))  # '숨이 차서'
@@ -298,6 +317,11 @@ def _negation(
         return "visit"
     if any(marker in tail for marker in markers.negation):
         return "purpose"
+    if window.startswith(markers.potential) and (
+        window.startswith("기") or _final(text.compact[end - 1]) == _FINAL_L
+    ):
+        return "purpose"  # only a risk: '넘어지기 딱 좋아요', '다칠 것 같아요', '넘어질 수 있'
+
     if text.previous_word(start) in ("안", "못") and rest.endswith(("게", "도록")):
         return "purpose"  # '안 넘어지게', '안 다치도록'
     if rest in _PARTICLES and (
@@ -305,6 +329,8 @@ def _negation(
         or (following in ("안", "못") and then.endswith(("게", "도록", "게끔")))
     ):
         return "purpose"  # a harm named as a noun: '욕창이 생기지 않게', '욕창 안 생기게'
+    if text.previous_word(start) == "안" and not rest.endswith(("게", "도록", "까", "요?")):
+        return "absence"  # '한 번도 안 넘어지셨어요'
     return None
 
 

@@ -9,6 +9,8 @@
   `MESSAGE_PART` characters takes several parts, joined again when read).
 - `SENDER#<recipient key>` / `OPEN`: the open complaint an SMS/KakaoTalk sender appends to.
 - `WATERMARK` / `sla_sweep`: up to when SLA checks have run.
+- `LABEL#<yyyy-mm>` / `<at>#<complaint id>`: a staff correction of the classifier, by month (the
+  complaint id only: the text stays on the complaint, and goes when it is erased).
 """
 
 from __future__ import annotations
@@ -73,6 +75,34 @@ def replace_action(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
     action = store.put_action(_full(after), "#v = :v", v=before["version"])
     action["Put"]["ExpressionAttributeNames"] = {"#v": "version"}
     return action
+
+
+def label_action(complaint_id: str, at: str) -> dict[str, Any]:
+    """The `Put` that lists a staff correction under its month, for the training export."""
+    return store.put_action(
+        {"pk": f"LABEL#{at[:7]}", "sk": f"{at}#{complaint_id}", "complaint_id": complaint_id}
+    )
+
+
+def corrected_in(month: str) -> list[str]:
+    """Ids of the complaints staff corrected in a month (yyyy-mm), oldest first."""
+    ids: list[str] = []
+    paginator = store.dynamodb().get_paginator("query")
+    for page in paginator.paginate(
+        TableName=store.table_name(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues=store.values(pk=f"LABEL#{month}"),
+    ):
+        ids += [store.from_item(item)["complaint_id"] for item in page.get("Items", [])]
+    return list(dict.fromkeys(ids))
+
+
+def get_many(complaint_ids: list[str]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(complaint_ids), 100):
+        keys = [store.key(pk(i), "CMP") for i in complaint_ids[start : start + 100]]
+        found += [strip(item) for item in store.batch_get(keys)]
+    return found
 
 
 def get(complaint_id: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from typing import Any
 from sotong import clock, store
 from sotong.api import Staff
 from sotong.complaints import repository as repo
-from sotong.complaints.classify import Classifier
+from sotong.complaints.classify import SEVERITY, Classification, Classifier
 from sotong.complaints.model import (
     MAX_INBOUND_TEXT,
     OPEN_STATUSES,
@@ -77,6 +77,10 @@ class ComplaintDesk:
             raise Conflict("the complaint could not be stored; try again")
         return result
 
+    def complaint_id_for(self, idempotency_key: str) -> str:
+        """The id a complaint taken in with this idempotency key has (or will have)."""
+        return self._complaint_id(idempotency_key)
+
     def _complaint_id(self, idempotency_key: str | None) -> str:
         if idempotency_key:
             digest = hashlib.sha256(f"{self.hospital.hospital_id}\x00{idempotency_key}".encode())
@@ -92,6 +96,7 @@ class ComplaintDesk:
         entered_by: str | None = None,
         fields: dict[str, Any] | None = None,
         also: Sequence[dict[str, Any]] = (),
+        guess: Classification | None = None,
     ) -> tuple[dict[str, Any], bool] | None:
         """`submit`, with more `fields` on the complaint and `also` more actions in its write.
         None when one of `also`'s conditions refused the write (and no complaint exists)."""
@@ -120,7 +125,8 @@ class ComplaintDesk:
             if existing is not None:
                 return self._replayed(existing, fingerprint), False
 
-        guess = self.classifier.classify(submission.text, submission.category_hint)
+        if guess is None:
+            guess = self.classifier.classify(submission.text, submission.category_hint)
         kind = submission.kind or guess.kind
         department = submission.department or hospital.complaints.routing.get(
             guess.category, hospital.complaints.default_department
@@ -430,15 +436,43 @@ class ComplaintDesk:
         updated = dict(current)
         changes = correction.model_dump(exclude_none=True, exclude={"note"})
         updated.update(changes)
-        updated["correction"] = {**changes, "by": staff.username}
+        stamp = clock.iso(clock.now())
+        updated["correction"] = {**changes, "by": staff.username, "at": stamp}
         if "urgency" in changes:
             sla = self.hospital.sla[changes["urgency"]]
             created = _parse(current["created_at"])
             updated["ack_due"] = clock.iso(created + timedelta(hours=sla.acknowledge))
             updated["resolve_due"] = clock.iso(created + timedelta(hours=sla.resolve))
         return self._save(
-            staff, current, updated, current["status"], correction.note or "분류 수정"
+            staff,
+            current,
+            updated,
+            current["status"],
+            correction.note or "분류 수정",
+            also=[repo.label_action(complaint_id, stamp)],
         )
+
+    def corrections(self, months: Sequence[str]) -> list[dict[str, Any]]:
+        """Staff corrections as labelled lines for training: the text, the labels as corrected
+        (what staff did not change stays as classified), and the classifier's guess."""
+        out = []
+        for month in months:
+            for item in repo.get_many(repo.corrected_in(month)):
+                fix = item.get("correction") or {}
+                if not fix:
+                    continue
+                guess = item.get("classifier") or {}
+                out.append(
+                    {
+                        "text": item["text"],
+                        "kind": item["kind"],
+                        "category": item["category"],
+                        "urgency": item["urgency"],
+                        "was": {k: guess.get(k) for k in ("kind", "category", "urgency")},
+                        "corrected_at": fix.get("at"),
+                    }
+                )
+        return out
 
     def reply(self, staff: Staff, complaint_id: str, reply: Reply) -> dict[str, Any]:
         current = self.get_for(staff, complaint_id)
@@ -568,6 +602,101 @@ class ComplaintDesk:
         )
         if not repo.replace(current, updated):
             raise Conflict("the complaint changed meanwhile; try again")
+
+    # --- second opinion -------------------------------------------------------------------------
+    def second_opinion(self, complaint_id: str, opinion: Classification) -> str:
+        """The asynchronous classifier's view of a stored complaint. It may raise the urgency,
+        never lower it, and never overrules staff who corrected the urgency. A raise recomputes
+        the SLA from when the complaint came in; a raise to critical pages the on-call contact
+        now (the same alert intake would have sent, so never twice). Returns what it did:
+        raised, kept, staff (corrected by staff), closed or gone."""
+        for _ in range(3):  # re-read when staff changed the complaint meanwhile
+            current = repo.get(complaint_id)
+            if current is None:
+                return "gone"
+            if (current.get("correction") or {}).get("urgency"):
+                return "staff"
+            if current["status"] not in OPEN_STATUSES:
+                return "closed"
+            if SEVERITY[opinion.urgency] <= SEVERITY[current["urgency"]]:
+                return "kept"
+            updated = self._raised(current, opinion)
+            requests = []
+            if opinion.urgency == "critical":
+                requests.append(self._critical_alert(updated))
+            if self._commit([repo.replace_action(current, updated)], requests):
+                return "raised"
+        raise Conflict("the complaint kept changing while its second opinion was written")
+
+    def _raised(self, current: dict[str, Any], opinion: Classification) -> dict[str, Any]:
+        stamp = clock.iso(clock.now())
+        updated = dict(current)
+        updated["urgency"] = opinion.urgency
+        if opinion.urgency == "critical" and opinion.category != current["category"]:
+            updated["category"] = opinion.category  # safety or privacy: who must look
+            if (current.get("routing") or {}).get("by") == "rules":
+                department = self.hospital.complaints.routing.get(
+                    opinion.category, self.hospital.complaints.default_department
+                )
+                updated["department"] = department
+                updated["routing"] = {"department": department, "by": "second_opinion"}
+        updated["classifier"] = {
+            **current.get("classifier", {}),
+            "second_opinion": {
+                "urgency": opinion.urgency,
+                "category": opinion.category,
+                "matched": list(opinion.matched),
+                "by": opinion.classifier,
+                "at": stamp,
+            },
+        }
+        sla = self.hospital.sla[opinion.urgency]  # type: ignore[index]
+        created = _parse(current["created_at"])
+        updated["ack_due"] = clock.iso(created + timedelta(hours=sla.acknowledge))
+        updated["resolve_due"] = clock.iso(created + timedelta(hours=sla.resolve))
+        label = {"critical": "긴급", "high": "높음"}.get(opinion.urgency, opinion.urgency)
+        self._record(updated, current["status"], "classifier", f"2차 분류: {label}", stamp)
+        return updated
+
+    def _critical_alert(self, item: dict[str, Any]) -> MessageRequest:
+        categories = self.hospital.complaints.categories
+        return self._staff_alert(
+            item,
+            self.hospital.on_call,
+            "critical",
+            level="긴급",
+            reason=categories.get(item["category"], item["category"]),
+            urgent=True,
+        )
+
+    def from_patient_reply(
+        self,
+        *,
+        key: str,
+        text: str,
+        phone: str,
+        name: str | None,
+        channel: str,
+        opinion: Classification,
+        refs: dict[str, Any],
+        also: Sequence[dict[str, Any]] = (),
+    ) -> tuple[dict[str, Any], bool] | None:
+        """A patient's reply to a recall message that the urgency check found critical or high:
+        a complaint of its own, so it is in the inbox with its SLA and the on-call contact is
+        paged. `key` names the reply; the same reply makes one complaint."""
+        submission = InboundSubmission(
+            text=text[:MAX_INBOUND_TEXT],
+            contact={"phone": phone, **({"name": name} if name else {})},
+            consent_to_contact=True,
+        )
+        return self._intake(
+            submission,
+            channel=channel,
+            idempotency_key=f"reply:{key}",
+            fields={"source": {"kind": "recall_reply", **refs}},
+            also=also,
+            guess=opinion,
+        )
 
     # --- SLA ------------------------------------------------------------------------------------
     def sweep_sla(self, now: datetime) -> int:
@@ -702,12 +831,13 @@ class ComplaintDesk:
         status: str,
         note: str | None,
         requests: Sequence[MessageRequest] = (),
+        also: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
         """Write a staff change and the messages it causes, together."""
         if current["status"] == "received":  # any staff action acknowledges it
             updated.setdefault("acknowledged_at", clock.iso(clock.now()))
         self._record(updated, status, staff.username, note, clock.iso(clock.now()))
-        if not self._commit([repo.replace_action(current, updated)], requests):
+        if not self._commit([repo.replace_action(current, updated), *also], requests):
             raise Conflict("the complaint changed meanwhile; reload it and try again")
         return updated
 
@@ -726,17 +856,7 @@ class ComplaintDesk:
     def _messages_on_intake(self, item: dict[str, Any]) -> list[MessageRequest]:
         requests = []
         if item["urgency"] == "critical":
-            categories = self.hospital.complaints.categories
-            requests.append(
-                self._staff_alert(
-                    item,
-                    self.hospital.on_call,
-                    "critical",
-                    level="긴급",
-                    reason=categories.get(item["category"], item["category"]),
-                    urgent=True,
-                )
-            )
+            requests.append(self._critical_alert(item))
         ack = self._patient_request(
             item,
             "complaint_received",

@@ -1,0 +1,99 @@
+"""The second opinion: an asynchronous classifier fed from the stored complaint.
+
+Intake classifies in a few milliseconds and never waits for more. The `complaint_reviewer`
+function reads every new complaint and every patient reply to a recall message from the
+table's stream, a few seconds later, and asks the second-opinion classifier: the rules and the
+learned model, and Amazon Bedrock where the hospital turned it on. When that raises a
+complaint's urgency, the complaint is updated, its SLA recomputed and, for critical, the on-call
+contact paged (`ComplaintDesk.second_opinion`). A recall reply it finds critical or high
+("임플란트 한 곳에서 피가 계속 나요") becomes a complaint of its own, linked to the patient and
+the touchpoint, with the alert.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sotong import store
+from sotong.complaints.classify import BEDROCK_MODEL_ENV, Classifier, RuleClassifier
+from sotong.complaints.service import ComplaintDesk
+from sotong.config.schema import HospitalConfig
+from sotong.recall import repository as recall_repo
+
+COMPLAINT = ("CMP#", "CMP")
+REPLY = ("PAT#", "CONV#")
+REPLY_CHANNELS = ("sms", "kakao", "phone")
+
+
+def second_opinion_for(hospital: HospitalConfig) -> Classifier:
+    """The rules and the learned model; Bedrock over them when the hospital configured it (the
+    model id comes from the config, through the function's environment)."""
+    from sotong.complaints import learned
+    from sotong.complaints.combined import CombinedClassifier
+
+    rules = RuleClassifier(hospital)
+    base: Classifier = CombinedClassifier(rules, learned.load()) if learned.available() else rules
+    model_id = os.environ.get(BEDROCK_MODEL_ENV) or hospital.complaints.bedrock_model_id
+    if model_id:
+        from sotong.complaints.bedrock import BedrockClassifier
+
+        return BedrockClassifier(model_id, rules, base)
+    return base
+
+
+@dataclass
+class SecondOpinion:
+    desk: ComplaintDesk
+    classifier: Classifier
+
+    def record(self, image: dict[str, Any]) -> str:
+        """One new item from the stream (as stored); what was done with it."""
+        pk, sk = str(image.get("pk", "")), str(image.get("sk", ""))
+        if pk.startswith(COMPLAINT[0]) and sk == COMPLAINT[1]:
+            return self.complaint(image)
+        if pk.startswith(REPLY[0]) and sk.startswith(REPLY[1]):
+            return self.reply(image)
+        return "ignored"
+
+    def complaint(self, item: dict[str, Any]) -> str:
+        opinion = self.classifier.classify(str(item.get("text", "")))
+        return self.desk.second_opinion(str(item["id"]), opinion)
+
+    def reply(self, item: dict[str, Any]) -> str:
+        """A patient's message in a recall conversation: normal stays in the conversation;
+        critical or high becomes a complaint."""
+        if item.get("direction") != "in" or item.get("complaint_id"):
+            return "ignored"
+        opinion = self.classifier.classify(str(item.get("text", "")))
+        if opinion.urgency == "normal":
+            return "normal"
+        patient_id = str(item["pk"]).removeprefix(REPLY[0])
+        patient = recall_repo.get_patient(patient_id)
+        if patient is None or not patient.get("phone"):
+            return "gone"  # erased meanwhile
+        hospital = self.desk.hospital
+        channel = next((c for c in REPLY_CHANNELS if c in hospital.channels), hospital.channels[0])
+        key = f"{patient_id}:{item['sk']}"
+        complaint_id = self.desk.complaint_id_for(f"reply:{key}")
+        mark = store.update_action(
+            {"pk": item["pk"], "sk": item["sk"]},
+            "SET complaint_id = :c, urgency = :u",
+            "attribute_exists(pk)",
+            c=complaint_id,
+            u=opinion.urgency,
+        )
+        result = self.desk.from_patient_reply(
+            key=key,
+            text=str(item.get("text", "")),
+            phone=str(patient["phone"]),
+            name=patient.get("name"),
+            channel=channel,
+            opinion=opinion,
+            refs={"patient_id": patient_id, "touchpoint": item.get("touchpoint")},
+            also=[mark],
+        )
+        if result is None:
+            return "gone"
+        return "complaint" if result[1] else "duplicate"
