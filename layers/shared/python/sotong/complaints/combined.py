@@ -21,6 +21,7 @@ from sotong.complaints.learned import LinearModel, Prediction, signals
 
 CRITICAL_CATEGORIES = ("safety", "privacy")
 URGENCY_LABEL = {"critical": "긴급", "high": "높음"}
+MIN_SYLLABLES = 2
 HINT_BOOST = 4.0  # the category the patient picked: a prior, not a verdict
 
 
@@ -36,6 +37,8 @@ class CombinedClassifier:
 
     def classify(self, text: str, category_hint: str | None = None) -> Classification:
         by_rules = self.rules.classify(text, category_hint)
+        if sum(1 for char in text if "가" <= char <= "힣") < MIN_SYLLABLES:
+            return by_rules  # no Korean words: nothing the model has learnt to read
         return self.combine(text, by_rules, self.model.predict(text, said(by_rules)), category_hint)
 
     def combine(

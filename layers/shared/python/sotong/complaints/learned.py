@@ -32,7 +32,7 @@ def signals(rules: Iterable[str], urgency: str, category: str) -> tuple[str, ...
     return (*(f"§rule:{r}" for r in rules), f"§urgency:{urgency}", f"§category:{category}")
 
 
-def features(text: str, said: Iterable[str] = ()) -> Counter[str]:
+def features(text: str) -> Counter[str]:
     """Character n-grams of the text with spacing and the ㅆ/ㅅ slip folded away.
 
     Spaces are dropped (Korean spacing is free: '대기시간', '대기 시간'), runs of the same
@@ -52,7 +52,6 @@ def features(text: str, said: Iterable[str] = ()) -> Counter[str]:
     for size in GRAM_SIZES:
         for start in range(len(compact) - size + 1):
             grams[compact[start : start + size]] += 1
-    grams.update(said)
     return grams
 
 
@@ -112,6 +111,12 @@ class LinearModel:
         assert isinstance(idf, list)
         self.index = {gram: i for i, gram in enumerate(vocabulary)}
         self.idf = [float(x) for x in idf]
+        said = data.get("signals") or []
+        assert isinstance(said, list)
+        self.signal_index = {name: len(vocabulary) + i for i, name in enumerate(said)}
+        value = data.get("signal_value", 1.0)
+        assert isinstance(value, int | float)
+        self.signal_value = float(value)
         heads = data["heads"]
         assert isinstance(heads, dict)
         self.heads = {name: self._head(spec) for name, spec in heads.items()}
@@ -129,14 +134,20 @@ class LinearModel:
         return Head(tuple(classes), tuple(float(b) for b in bias), weights)
 
     def vector(self, text: str, said: Iterable[str] = ()) -> dict[int, float]:
-        """Sublinear tf-idf, L2-normalised, over the vocabulary (unknown n-grams count nothing)."""
+        """Sublinear tf-idf of the n-grams, L2-normalised, over the vocabulary (unknown n-grams
+        count nothing); then each known signal of the rules, `signal_value` beside the norm."""
         out: dict[int, float] = {}
-        for gram, count in features(text, said).items():
+        for gram, count in features(text).items():
             index = self.index.get(gram)
             if index is not None:
                 out[index] = (1.0 + math.log(count)) * self.idf[index]
         norm = math.sqrt(sum(v * v for v in out.values()))
-        return {i: v / norm for i, v in out.items()} if norm else out
+        if norm:
+            out = {i: v / norm for i, v in out.items()}
+        for name in said:
+            if (index := self.signal_index.get(name)) is not None:
+                out[index] = self.signal_value
+        return out
 
     def reasons(
         self, text: str, head: str, name: str, count: int = 3, said: Iterable[str] = ()
@@ -155,7 +166,10 @@ class LinearModel:
 
     def _vocabulary(self) -> list[str]:
         if not hasattr(self, "_grams"):
-            self._grams = sorted(self.index, key=self.index.__getitem__)
+            self._grams = [
+                *sorted(self.index, key=self.index.__getitem__),
+                *sorted(self.signal_index, key=self.signal_index.__getitem__),
+            ]
         return self._grams
 
     def predict(self, text: str, said: Iterable[str] = ()) -> Prediction:

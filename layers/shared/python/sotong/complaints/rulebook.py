@@ -47,6 +47,7 @@ class Rule:
     kind: str | None
     phrases: tuple[str, ...] = ()
     groups: tuple[tuple[str, ...], ...] = ()
+    harm: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Rulebook:
             "markers": self.markers,
             "after_treatment": self.after_treatment,
             "rules": [
-                {k: v for k, v in rule.__dict__.items() if v not in (None, ())}
+                {k: v for k, v in rule.__dict__.items() if v not in (None, (), False)}
                 for rule in self.rules
             ],
         }
@@ -84,6 +85,7 @@ class Rulebook:
                     kind=r.get("kind"),
                     phrases=tuple(r.get("phrases", ())),
                     groups=tuple(tuple(g) for g in r.get("groups", ())),
+                    harm=bool(r.get("harm", False)),
                 )
                 for r in data["rules"]
             ),
@@ -122,7 +124,14 @@ def _rule(
         else:
             groups.append(tuple(group))
     return Rule(
-        rule.id, origin, rule.category, rule.urgency, rule.kind, rule.phrases, tuple(groups)
+        rule.id,
+        origin,
+        rule.category,
+        rule.urgency,
+        rule.kind,
+        rule.phrases,
+        tuple(groups),
+        rule.harm or rule.urgency == "critical",
     )
 
 

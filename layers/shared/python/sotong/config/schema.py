@@ -185,6 +185,11 @@ class ClassifierRule(_Model):
     kind: Literal["complaint", "suggestion", "compliment"] | None = None
     phrases: tuple[str, ...] = ()
     all_of: tuple[tuple[str, ...] | str, ...] = ()
+    harm: bool = Field(
+        default=False,
+        description="matched like a critical phrase (stems; a precaution or an absence takes its "
+        "urgency away) whatever urgency it sets; critical rules always are",
+    )
 
     @model_validator(mode="after")
     def _says_something(self) -> ClassifierRule:
