@@ -19,7 +19,9 @@ desk = ComplaintDesk(hospital, classifier_for(hospital))
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    escalated = desk.sweep_sla(clock.now())
+    report = desk.sweep_sla(clock.now())
+    escalated, critical = report["escalated"], report["critical_unacknowledged"]
     metrics.add_metric(name="ComplaintsEscalated", unit="Count", value=escalated)
-    logger.info("SLA sweep done", escalated=escalated)
-    return {"escalated": escalated}
+    metrics.add_metric(name="CriticalUnacknowledged", unit="Count", value=critical)
+    logger.info("SLA sweep done", escalated=escalated, critical_unacknowledged=critical)
+    return {"escalated": escalated, "critical_unacknowledged": critical}

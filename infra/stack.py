@@ -14,6 +14,7 @@ from infra.constructs.email import EmailEvents
 from infra.constructs.encryption import EncryptionKey
 from infra.constructs.firewall import Firewall
 from infra.constructs.functions import Functions, write_config_layer
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.queues import Queues
 from infra.constructs.schedules import Schedules
 from infra.constructs.staff_auth import StaffAuth
@@ -80,8 +81,24 @@ class SotongStack(Stack):
             functions=self.functions.by_name,
             user_pool=self.staff.user_pool,
         )
-        EmailEvents(self, "EmailEvents", hospital_id=hospital_id, functions=self.functions.by_name)
+        email = EmailEvents(
+            self, "EmailEvents", hospital_id=hospital_id, key=key, functions=self.functions.by_name
+        )
         Firewall(self, "Firewall", hospital_id=hospital_id, key=key, stage_arn=self.api.stage_arn)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            key=key,
+            functions=self.functions.by_name,
+            dead_letter_queues={
+                **{f"{q.name}": self.queues.dlq_by_name[q.name] for q in QUEUES},
+                "scheduler": self.schedules.dead_letter_queue,
+                "email-events": email.dead_letter_queue,
+            },
+            tables=self.tables.by_name,
+            rest_api=self.api.rest_api,
+        )
         self._outputs()
 
     def _outputs(self) -> None:

@@ -318,6 +318,13 @@ def test_function_reaches_only_the_data_it_lists(synth: Synth, spec: Function) -
         for queue in QUEUES
         if queue.name in spec.sends_to
     }
+    if spec.schedule or spec.event_rule:  # its failed async invocations go to the failures DLQ
+        (failures,) = [
+            logical_id
+            for logical_id, queue in cfn.of_type(synth.template, "AWS::SQS::Queue").items()
+            if queue["Properties"].get("QueueName") == f"sotong-{HOSPITAL}-async-failures"
+        ]
+        expected.add("${" + failures + ".Arn}")
     assert sent_to == expected
 
 

@@ -152,7 +152,8 @@ def test_every_transition_with_messages_writes_them_to_the_outbox(env: dict[str,
     # critical: acknowledge within 1 h; at 1 h 5 min the department head is alerted
     clock.fix(datetime(2026, 11, 23, 11, 5, tzinfo=KST))
     context = LambdaContext(function("sla_sweeper"))
-    assert sla_sweeper.handler({}, context)["escalated"] == 1
+    # the on-call alarm's metric: a critical complaint nobody acknowledged in its SLA
+    assert sla_sweeper.handler({}, context) == {"escalated": 1, "critical_unacknowledged": 1}
     (escalation,) = outbox_requests()
     assert escalation["template_id"] == "staff_alert"
     assert escalation["variables"]["level"] == "SLA 1단계"

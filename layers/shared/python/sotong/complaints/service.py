@@ -12,6 +12,7 @@ import hmac
 import os
 import secrets
 from collections.abc import Sequence
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -699,23 +700,30 @@ class ComplaintDesk:
         )
 
     # --- SLA ------------------------------------------------------------------------------------
-    def sweep_sla(self, now: datetime) -> int:
-        """Escalate every complaint whose SLA check is due: once per level (head, then admin)."""
+    def sweep_sla(self, now: datetime) -> Counter[str]:
+        """Escalate every complaint whose SLA check is due: once per level (head, then admin).
+        Counts `escalated`, and `critical_unacknowledged` (a critical complaint nobody
+        acknowledged in its SLA: the on-call alarm watches it)."""
         since = store.watermark("sla_sweep") or now - timedelta(days=14)
-        escalated = 0
+        report: Counter[str] = Counter()
         for item in repo.due_sla(since, now):
-            escalated += self._escalate(item, now)
+            key = self._escalate(item, now)
+            if key:
+                report["escalated"] += 1
+                if key.startswith("ack:") and item.get("urgency") == "critical":
+                    report["critical_unacknowledged"] += 1
         store.set_watermark("sla_sweep", now)
-        return escalated
+        return report
 
-    def _escalate(self, item: dict[str, Any], now: datetime) -> int:
+    def _escalate(self, item: dict[str, Any], now: datetime) -> str | None:
+        """The escalation written (`ack:1`, `resolve:2`, ...), or None."""
         for _ in range(3):  # re-read and retry when staff changed the complaint meanwhile
             current = repo.get(item["id"])
             if current is None:
-                return 0
+                return None
             clock_name, level = self._due_level(current, now)
             if clock_name is None:
-                return 0
+                return None
             key = f"{clock_name}:{level}"
             updated = dict(current)
             updated["escalations"] = {**current.get("escalations", {}), key: clock.iso(now)}
@@ -724,8 +732,8 @@ class ComplaintDesk:
             self._record(updated, current["status"], "system", note, clock.iso(now))
             alert = self._escalation_alert(current, clock_name, level)
             if self._commit([repo.replace_action(current, updated)], [alert]):
-                return 1
-        return 0
+                return key
+        return None
 
     def _escalation_alert(
         self, item: dict[str, Any], clock_name: str, level: int

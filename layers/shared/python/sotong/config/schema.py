@@ -390,6 +390,10 @@ class HospitalConfig(_Model):
     departments: tuple[Department, ...] = Field(min_length=1)
     on_call: Contact = Field(description="alerted at once for critical complaints")
     cs_admin: Contact
+    ops_contacts: tuple[Contact, ...] = Field(
+        default=(),
+        description="the ops team, paged (e-mail, SMS) with the on-call contact by every alarm",
+    )
     complaints: ComplaintSettings
     sla: dict[Urgency, SlaHours] = Field(default_factory=_default_sla)
     channels: tuple[Channel, ...] = CHANNELS
