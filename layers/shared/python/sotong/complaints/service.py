@@ -11,8 +11,8 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Sequence
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
