@@ -393,6 +393,22 @@ def _export_corrections(args: argparse.Namespace, hospital: Any) -> int:
     return 0
 
 
+def _restore_copy(args: argparse.Namespace) -> int:
+    import boto3
+
+    from sotong_local.restore import copy_back
+
+    if args.source == args.target:
+        print("restore-copy: --from and --to name the same table", file=sys.stderr)
+        return 2
+    report = copy_back(boto3.client("dynamodb"), args.source, args.target, overwrite=args.overwrite)
+    print(
+        f"{report.scanned} item(s) read from {args.source}; {report.written} written to "
+        f"{args.target}; {report.kept} already there and kept"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sotong", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -408,6 +424,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--stack", help="read queue URLs and table names from this stack's outputs")
     replay.add_argument("--limit", type=int, default=1000)
     replay.set_defaults(run=_replay)
+
+    restore = sub.add_parser(
+        "restore-copy",
+        help="copy items back from a point-in-time restored table (docs/restore-from-pitr.md)",
+    )
+    restore.add_argument("--from", dest="source", required=True, help="the restored table")
+    restore.add_argument("--to", dest="target", required=True, help="the stack's live table")
+    restore.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="also put back items the live table has (default: only the missing ones)",
+    )
+    restore.set_defaults(run=_restore_copy)
 
     classify = sub.add_parser(
         "classify",
