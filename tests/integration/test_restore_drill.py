@@ -46,9 +46,7 @@ def test_restore_then_copy_back_what_was_lost(
 
     # the incident: a bad script deletes two complaints; a new one arrives after it
     for item in before[:2]:
-        dynamodb.delete_item(
-            TableName=live, Key=store.key(f"CMP#{item['id']}", "CMP")
-        )
+        dynamodb.delete_item(TableName=live, Key=store.key(f"CMP#{item['id']}", "CMP"))
     submit("새로 들어온 민원입니다")
     assert len(call("GET", "/inbox", claims=ADMIN).body["items"]) == 2
 
