@@ -56,7 +56,7 @@ def load_hospitals(directory: Path) -> list[HospitalConfig]:
     return configs
 
 
-def _select(configs: list[HospitalConfig], only: str | None) -> list[HospitalConfig]:
+def select(configs: list[HospitalConfig], only: str | None) -> list[HospitalConfig]:
     if only is None:
         return configs
     chosen = [config for config in configs if config.hospital_id == only]
@@ -93,7 +93,7 @@ def build_app(
         hospitals_dir = REPO / str(app.node.try_get_context("hospitals_dir") or "hospitals")
     if only is None:
         only = app.node.try_get_context("hospital")
-    configs = _select(load_hospitals(Path(hospitals_dir)), only)
+    configs = select(load_hospitals(Path(hospitals_dir)), only)
 
     version = app.node.try_get_context("powertools_layer_version")
     if version is None:
