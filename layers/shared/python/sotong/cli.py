@@ -393,6 +393,20 @@ def _export_corrections(args: argparse.Namespace, hospital: Any) -> int:
     return 0
 
 
+def _config_diff(args: argparse.Namespace) -> int:
+    from sotong.config import ConfigError, load_hospital_file
+    from sotong.config.diff import patient_changes
+
+    try:
+        old, new = load_hospital_file(args.old), load_hospital_file(args.new)
+    except ConfigError as error:
+        print(error.render(), file=sys.stderr)
+        return 2
+    lines = patient_changes(old, new)
+    print("\n".join(lines) if lines else "nothing changes for patients")
+    return 0
+
+
 def _restore_copy(args: argparse.Namespace) -> int:
     import boto3
 
@@ -424,6 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--stack", help="read queue URLs and table names from this stack's outputs")
     replay.add_argument("--limit", type=int, default=1000)
     replay.set_defaults(run=_replay)
+
+    config_diff = sub.add_parser(
+        "config-diff",
+        help="what a hospital config change changes for patients (templates, plans, quiet "
+        "hours, SLA, sender); e.g. sotong config-diff <(git show main:hospitals/x.yaml) "
+        "hospitals/x.yaml",
+    )
+    config_diff.add_argument("old", help="the config as deployed")
+    config_diff.add_argument("new", help="the config under review")
+    config_diff.set_defaults(run=_config_diff)
 
     restore = sub.add_parser(
         "restore-copy",
