@@ -19,8 +19,10 @@ $(STAMP): requirements/dev.txt requirements/runtime.txt requirements/train.txt p
 	touch $@
 
 ## Start the local stack with the demo hospital (Ctrl-C stops it; its data lives in memory).
+## `make run PORT=8123` serves on another port.
+PORT ?= 8000
 run: venv
-	$(BIN)/python -m sotong_local --hospital hospitals/demo.yaml
+	$(BIN)/python -m sotong_local --hospital hospitals/demo.yaml --port $(PORT)
 
 ## Lint, type-check and run the whole suite (unit, integration, infra, end-to-end).
 test: venv lint

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLI = ".venv/bin/sotong"  # what `make` installs; not on the PATH unless the venv is active
+
+
 def banner(stack: LocalStack, *, quiet: bool) -> str:
     config = stack.config
     api = stack.api_url
@@ -75,11 +78,11 @@ def banner(stack: LocalStack, *, quiet: bool) -> str:
         "",
         f"  API            {api}",
         f"  Health         {api}/health",
-        f"  Outbox         {api}/_local/outbox?format=text   or: {env_hint}sotong outbox",
-        f"  Staff token    {env_hint}sotong token --role cs_admin",
-        f"                 {env_hint}sotong token --role department_staff "
-        f"--department {config.departments[0].id}",
+        f"  Outbox         {api}/_local/outbox?format=text   or: {env_hint}{CLI} outbox",
+        f"  Staff token    TOKEN=$({env_hint}{CLI} token --role cs_admin)",
         f'                 then: curl -H "Authorization: Bearer $TOKEN" {api}/outbox',
+        f"                 department staff: {env_hint}{CLI} token --role department_staff "
+        f"--department {config.departments[0].id}  (their inbox: {api}/inbox)",
         f"  Queues         {api}/_local/queues",
         f"  Local index    {api}/_local",
         f"  AWS (moto)     {stack.aws_endpoint}   e.g. aws --endpoint-url {stack.aws_endpoint} "
@@ -91,7 +94,7 @@ def banner(stack: LocalStack, *, quiet: bool) -> str:
         state = "" if job["running"] else " (not firing: --no-schedules)"
         lines.append(
             f"  Schedule       {job['function']}: {job['expression']} {job['timezone']}, next "
-            f"{job['next_run_local'][11:19]}{state}; now: {env_hint}sotong schedule "
+            f"{job['next_run_local'][11:19]}{state}; now: {env_hint}{CLI} schedule "
             f"{job['function']}"
         )
     for function in stack.functions:

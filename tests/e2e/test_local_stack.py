@@ -239,6 +239,38 @@ def test_a_new_complaint_gets_a_second_opinion_from_the_stream(stack: Running) -
     raise AssertionError(f"complaint_reviewer never saw the complaint:\n{stack.output()}")
 
 
+def test_every_command_the_banner_prints_works_as_written(stack: Running) -> None:
+    """Copy, paste, run: each `.venv/bin/sotong ...` of the banner, and the token + curl pair."""
+    import re
+    import shutil
+
+    banner = stack.output().split("Ctrl-C")[0]
+    commands = re.findall(
+        r"((?:SOTONG_LOCAL_API=\S+ )?\.venv/bin/sotong [^()\n]*?)(?=\s{2,}|\)|$)",
+        banner,
+        flags=re.MULTILINE,
+    )
+    assert len(commands) >= 4, banner
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+    token_line = next(line for line in banner.splitlines() if "TOKEN=$(" in line)
+    curl_line = next(line for line in banner.splitlines() if "then: curl" in line)
+    if shutil.which("curl"):
+        pair = (
+            token_line.split("Staff token", 1)[1].strip()
+            + " && "
+            + curl_line.split("then: ", 1)[1].strip()
+            + " --fail --silent"
+        )
+        done = subprocess.run(
+            ["bash", "-c", pair], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, (pair, done.stdout, done.stderr)
+
+
 def test_token_command(stack: Running, capsys: pytest.CaptureFixture[str]) -> None:
     result = cli(stack, "token", "--role", "department_staff", "--department", "dental")
     assert result.returncode == 0, result.stderr
