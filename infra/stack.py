@@ -98,6 +98,7 @@ class SotongStack(Stack):
             },
             tables=self.tables.by_name,
             rest_api=self.api.rest_api,
+            queues=self.queues.by_name,
         )
         self._outputs()
 

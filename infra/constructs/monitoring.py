@@ -57,6 +57,7 @@ class Monitoring(Construct):
         dead_letter_queues: Mapping[str, sqs.IQueue],
         tables: Mapping[str, object],
         rest_api: apigateway.RestApi,
+        queues: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._hospital_id = hospital_id = config.hospital_id
@@ -212,7 +213,7 @@ class Monitoring(Construct):
             0.25,
             "a quarter of requests answered 4xx (429 throttling, or a broken client)",
         )
-        self.dashboard = self._dashboard(functions, dead_letter_queues)
+        self.dashboard = self._dashboard(functions, dead_letter_queues, queues or {})
 
     def _custom(self, metric: str, service: str) -> cloudwatch.Metric:
         return cloudwatch.Metric(
@@ -271,7 +272,10 @@ class Monitoring(Construct):
         return alarm
 
     def _dashboard(
-        self, functions: Mapping[str, lambda_.Function], queues: Mapping[str, sqs.IQueue]
+        self,
+        functions: Mapping[str, lambda_.Function],
+        queues: Mapping[str, sqs.IQueue],
+        work: Mapping[str, sqs.IQueue],
     ) -> cloudwatch.Dashboard:
         dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=physical(self._hospital_id, "operations")
@@ -291,6 +295,17 @@ class Monitoring(Construct):
                     self._custom("TouchpointsQueued", "recall_dispatcher"),
                     self._custom("RecallDispatchCutShort", "recall_dispatcher"),
                 ],
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Queue depth and age of the oldest message (s)",
+                left=[q.metric_approximate_number_of_messages_visible() for q in work.values()],
+                right=[q.metric_approximate_age_of_oldest_message() for q in work.values()],
+            ),
+            cloudwatch.GraphWidget(
+                title="Invocations",
+                left=[functions[s.name].metric_invocations() for s in FUNCTIONS],
             ),
         )
         dashboard.add_widgets(
