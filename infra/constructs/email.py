@@ -4,14 +4,13 @@ function in `sotong.resources` that has an `event_rule`, limited to this hospita
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
-from infra.constructs.queues import encrypted_queue
-from infra.nag import acknowledge
+from infra.constructs.encryption import allow_service
+from infra.constructs.queues import dead_letter_queue
 from infra.naming import pascal, physical
 from sotong.resources import FUNCTIONS
 
@@ -37,31 +36,14 @@ class EmailEvents(Construct):
         stack = Stack.of(self)
         # A bounce or complaint event carries an e-mail opt-out: one EventBridge could not
         # deliver is kept here, not dropped.
-        self.dead_letter_queue = encrypted_queue(
+        self.dead_letter_queue = dead_letter_queue(
             self,
             "Undelivered",
             name=physical(hospital_id, "email-events-dlq"),
             key=key,
-            retention_days=14,
+            of_what="the SES events rule's target",
         )
-        acknowledge(
-            self.dead_letter_queue,
-            {
-                "AwsSolutions-SQS3": (
-                    "This queue is itself the dead-letter queue of the SES events rule's "
-                    "target; no SQS redrive points at it"
-                )
-            },
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowEventBridgeDeadLetters",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            )
-        )
+        allow_service(key, "AllowEventBridgeDeadLetters", "events.amazonaws.com")
         self.configuration_set = ses.CfnConfigurationSet(self, "ConfigurationSet", name=name)
         destination = ses.CfnConfigurationSetEventDestination(
             self,

@@ -45,3 +45,17 @@ class EncryptionKey(Construct):
                 },
             )
         )
+
+
+def allow_service(key: kms.IKey, sid: str, service: str) -> None:
+    """Let an AWS service (CloudWatch alarms, EventBridge) use the key for this account's
+    resources only: an encrypted topic or queue it writes to needs that."""
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.ServicePrincipal(service)],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(key).account}},
+        )
+    )

@@ -7,13 +7,12 @@ and SMS from the config). Every alarm names its runbook: docs/alarms.md#<alarm>.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_iam as iam
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -22,8 +21,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.queues import encrypted_queue
-from infra.nag import acknowledge
+from infra.constructs.encryption import allow_service
+from infra.constructs.queues import dead_letter_queue
 from infra.naming import pascal, physical
 from sotong.config.schema import HospitalConfig
 from sotong.resources import FUNCTIONS, TABLES
@@ -31,18 +30,8 @@ from sotong.resources import FUNCTIONS, TABLES
 NAMESPACE = "Sotong"
 RUNBOOK = "docs/alarms.md"
 FIVE_MINUTES = Duration.minutes(5)
-ASYNC_DLQ_RETENTION_DAYS = 14
 # Schedules that must run: a missing run means no recall, no escalation, no release.
 MUST_RUN = {"recall_dispatcher": 10, "sla_sweeper": 15, "notification_release": 15}
-
-
-@dataclass(frozen=True)
-class AlarmSpec:
-    """What the infra tests read back: the alarm's name, its metric and threshold."""
-
-    name: str
-    metric: str
-    threshold: float
 
 
 class Monitoring(Construct):
@@ -55,13 +44,12 @@ class Monitoring(Construct):
         key: kms.IKey,
         functions: Mapping[str, lambda_.Function],
         dead_letter_queues: Mapping[str, sqs.IQueue],
-        tables: Mapping[str, object],
+        tables: Mapping[str, dynamodb.TableV2],
         rest_api: apigateway.RestApi,
         queues: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._hospital_id = hospital_id = config.hospital_id
-        self.specs: list[AlarmSpec] = []
         self.topic = sns.Topic(
             self,
             "Alerts",
@@ -71,15 +59,7 @@ class Monitoring(Construct):
             enforce_ssl=True,
         )
         # CloudWatch alarms publish to the encrypted topic as the cloudwatch service.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            )
-        )
+        allow_service(key, "AllowCloudWatchAlarmsToPublish", "cloudwatch.amazonaws.com")
         for contact in (config.on_call, *config.ops_contacts):
             if contact.email:
                 self.topic.add_subscription(subscriptions.EmailSubscription(contact.email))
@@ -87,21 +67,12 @@ class Monitoring(Construct):
                 self.topic.add_subscription(subscriptions.SmsSubscription(contact.phone))
         self._action = actions.SnsAction(self.topic)
 
-        self.async_failures = encrypted_queue(
+        self.async_failures = dead_letter_queue(
             self,
             "AsyncFailures",
             name=physical(hospital_id, "async-failures"),
             key=key,
-            retention_days=ASYNC_DLQ_RETENTION_DAYS,
-        )
-        acknowledge(
-            self.async_failures,
-            {
-                "AwsSolutions-SQS3": (
-                    "This queue is itself the on-failure destination of the asynchronously "
-                    "invoked functions; no SQS redrive points at it"
-                )
-            },
+            of_what="the asynchronously invoked functions (their on-failure destination)",
         )
         for spec in FUNCTIONS:
             if spec.schedule or spec.event_rule:
@@ -178,7 +149,7 @@ class Monitoring(Construct):
         ):
             self._alarm(name, self._custom(metric, service), 1, what)
         for table in TABLES:
-            table_name = getattr(tables[table.name], "table_name")  # noqa: B009
+            table_name = tables[table.name].table_name
             throttles = cloudwatch.MathExpression(
                 expression="reads + writes",
                 using_metrics={
@@ -268,7 +239,6 @@ class Monitoring(Construct):
             ),
         )
         alarm.add_alarm_action(self._action)
-        self.specs.append(AlarmSpec(name, str(getattr(metric, "metric_name", "math")), threshold))
         return alarm
 
     def _dashboard(

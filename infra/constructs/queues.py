@@ -5,6 +5,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.nag import acknowledge
 from infra.naming import pascal, physical
 from sotong.resources import QUEUES, Queue
 
@@ -31,6 +32,24 @@ def encrypted_queue(
         visibility_timeout=Duration.seconds(visibility_timeout_s),
         dead_letter_queue=dead_letter_queue,
     )
+
+
+def dead_letter_queue(
+    scope: Construct, construct_id: str, *, name: str, key: kms.IKey, of_what: str
+) -> sqs.Queue:
+    """An encrypted queue kept 14 days that catches what `of_what` could not deliver (not an
+    SQS redrive target, so cdk-nag's "a queue needs a DLQ" finding is acknowledged)."""
+    queue = encrypted_queue(scope, construct_id, name=name, key=key, retention_days=14)
+    acknowledge(
+        queue,
+        {
+            "AwsSolutions-SQS3": (
+                f"This queue is itself the dead-letter queue of {of_what}; no SQS redrive "
+                "points at it"
+            )
+        },
+    )
+    return queue
 
 
 class Queues(Construct):

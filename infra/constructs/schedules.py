@@ -8,14 +8,13 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct
 
-from infra.constructs.queues import encrypted_queue
+from infra.constructs.queues import dead_letter_queue
 from infra.nag import acknowledge
 from infra.naming import pascal, physical
 from sotong.resources import FUNCTIONS
 
 RETRY_ATTEMPTS = 3
 MAX_EVENT_AGE = Duration.hours(1)
-DLQ_RETENTION_DAYS = 14
 
 
 class Schedules(Construct):
@@ -33,21 +32,12 @@ class Schedules(Construct):
         scheduled = [spec for spec in FUNCTIONS if spec.schedule]
         if not scheduled:
             return
-        self.dead_letter_queue = encrypted_queue(
+        self.dead_letter_queue = dead_letter_queue(
             self,
             "FailedInvocations",
             name=physical(hospital_id, "scheduler-dlq"),
             key=key,
-            retention_days=DLQ_RETENTION_DAYS,
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            {
-                "AwsSolutions-SQS3": (
-                    "This queue is itself the dead-letter queue of the EventBridge Scheduler "
-                    "targets; SQS does not see it as a DLQ because no SQS redrive points at it"
-                )
-            },
+            of_what="the EventBridge Scheduler targets",
         )
         for spec in scheduled:
             assert spec.schedule is not None

@@ -98,6 +98,18 @@ def alerts() -> list[dict[str, Any]]:
     return [r for r in requests if r["template_id"] == "staff_alert"]
 
 
+def paged(env: dict[str, str]) -> list[dict[str, Any]]:
+    """What the provider (the sandbox) accepted for the on-call phone, after the relay and the
+    sender have run: the real effect of an alert, counted in copies."""
+    from sotong.notify import outbox
+    from tests.integration.test_notifications import run_sender
+
+    txoutbox.flush()
+    run_sender(env)
+    on_call = load_hospital().on_call.phone
+    return [e for e in outbox.recent(500) if e.get("to") == on_call]
+
+
 def submit(text: str) -> dict[str, Any]:
     body = {"text": text, "contact": {"phone": "010-2222-3333"}, "consent_to_contact": True}
     answer = call("POST", "/complaints", body)
@@ -128,8 +140,10 @@ def test_a_raise_to_critical_recomputes_the_sla_and_pages_once(env: dict[str, st
     # the stream delivers the same record again (a retry): nothing more
     import complaint_reviewer
 
+    assert len(paged(env)) == 1
     complaint_reviewer.handler(stream_event(records, stream.arn), LambdaContext(REVIEWER))
-    assert len(alerts()) == 1
+    assert alerts() == []  # nothing new in the outbox
+    assert len(paged(env)) == 1  # and the on-call phone got one copy
     assert bedrock.calls == 2
 
 
@@ -139,6 +153,7 @@ def test_a_complaint_intake_found_critical_is_not_paged_twice(env: dict[str, str
     assert len(alerts()) == 1
     review(stream, Bedrock("critical", "safety"))
     assert len(alerts()) == 1
+    assert len(paged(env)) == 1
 
 
 def test_the_second_opinion_never_lowers_and_never_overrules_staff(env: dict[str, str]) -> None:
@@ -193,6 +208,7 @@ def test_a_critical_recall_reply_becomes_a_complaint_with_one_alert(env: dict[st
     # the new complaint's own stream record comes next: reviewed, nothing more is sent
     review(stream, None)
     assert len(alerts()) == 1
+    assert len(paged(env)) == 1
     assert len(call("GET", "/inbox", claims=ADMIN).body["items"]) == 1
 
 
