@@ -85,6 +85,7 @@ def inbound() -> dict[str, Any]:
         "complaints": outcomes["complaint"],
         "replies": outcomes["reply"],
         "duplicates": outcomes["duplicate"],
+        "ignored": outcomes["ignored"],
     }
     logger.info("inbound handled", extra=counts)
     return counts

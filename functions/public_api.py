@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong import clock
 from sotong.api import create_resolver, resolve
-from sotong.complaints import repository
+from sotong.complaints import repository, tracking
 from sotong.complaints.classify import classifier_for
-from sotong.complaints.model import ComplaintSubmission, SurveyAnswer
+from sotong.complaints.model import ComplaintSubmission, SurveyAnswer, tracking_code
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import BadRequest, NotFound, TooManyRequests
@@ -38,7 +38,12 @@ def _source_ip() -> str:
 
 def _limit(name: str, window_s: int, limit: int) -> None:
     if repository.hit_rate_limit(name, window_s, limit):
-        raise TooManyRequests("too many attempts; wait a minute and try again")
+        minutes = max(1, round(window_s / 60))
+        raise TooManyRequests(
+            f"too many attempts; try again in {minutes} minute(s) ({minutes}분 후에 다시 시도해 "
+            "주세요)",
+            retry_after_s=window_s,
+        )
 
 
 @app.get("/health", summary="Liveness of the API and the hospital it serves")
@@ -63,7 +68,7 @@ def submit_complaint(submission: ComplaintSubmission) -> Response[dict[str, Any]
         raise BadRequest(
             "header.idempotency-key: 1 to 200 characters", field="header.idempotency-key"
         )
-    _limit(f"submit:{_source_ip()}", 60, 20)
+    _limit(f"submit:{tracking.client_key(_source_ip())}", 60, 20)
     receipt, created = desk.submit(submission, channel=submission.channel, idempotency_key=key)
     if created:
         metrics.add_metric(name="ComplaintReceived", unit="Count", value=1)
@@ -72,21 +77,60 @@ def submit_complaint(submission: ComplaintSubmission) -> Response[dict[str, Any]
     )
 
 
-@app.get("/track/<code>", summary="Progress of a complaint: needs the last 4 digits of the phone")
+def _wait(seconds: int, field: str | None = None) -> Response[dict[str, Any]]:
+    """429 that says how long to wait: `Retry-After` (seconds) and the minutes in Korean."""
+    body: dict[str, Any] = {
+        "error": "too_many_requests",
+        "message": tracking.wait_text(seconds),
+        "retry_after_s": seconds,
+    }
+    if field:
+        body["field"] = field
+    return Response(429, "application/json", body, headers={"Retry-After": str(seconds)})
+
+
+@app.get(
+    "/track/<code>",
+    summary="Progress of a complaint: needs the last 4 digits of the phone",
+    description="Wrong last-4 digits lock the code after "
+    f"{tracking.FAILURES} failures in {tracking.WINDOW_S // 60} minutes, for "
+    f"{tracking.LOCK_S // 60} minutes, for the addresses that guessed wrong; a correct lookup "
+    "is never locked out by others' failures.",
+    responses={
+        400: {"description": "Not a tracking code (8 characters, 2-9 and A-Z without I, O)"},
+        404: {"description": "No complaint with this code and phone number"},
+        429: {"description": "Too many attempts: `Retry-After` says how many seconds to wait"},
+    },
+)
 def track(
     code: Annotated[str, Path(min_length=8, max_length=12, description="tracking code")],
     phone_last4: Annotated[
         str, Query(pattern=r"^\d{4}$", description="last 4 digits of the phone")
     ],
-) -> dict[str, Any]:
-    _limit(f"track-ip:{_source_ip()}", 60, 30)
-    _limit(f"track-code:{code.upper().replace('-', '')}", 3600, 10)
-    return desk.track(code, phone_last4)
+) -> Response[dict[str, Any]]:
+    try:
+        normalised = tracking_code(code)  # the one spelling: both the limit and the lookup
+    except ValueError as error:
+        raise BadRequest(f"path.code: {error}", field="path.code") from None
+    window = 60
+    client = tracking.client_key(_source_ip())
+    if repository.hit_rate_limit(f"track-ip:{client}", window, 30):
+        return _wait(window - int(clock.now().timestamp()) % window)
+    wait = tracking.refused(tracking.lock_of(normalised), client)
+    if wait:
+        return _wait(wait, "path.code")
+    try:
+        return Response(200, "application/json", desk.track(normalised, phone_last4))
+    except NotFound:
+        wait = tracking.record_failure(normalised, client)
+        if wait:
+            return _wait(wait, "path.code")
+        raise
 
 
 @app.post("/survey", summary="Answer the satisfaction survey sent after a complaint closed")
 def answer_survey(answer: SurveyAnswer) -> dict[str, Any]:
-    _limit(f"survey:{_source_ip()}", 60, 20)
+    _limit(f"survey:{tracking.client_key(_source_ip())}", 60, 20)
     desk.answer_survey(answer)
     return {"thanks": True}
 

@@ -8,11 +8,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sotong.api import Staff, create_resolver, current_staff, resolve
+from sotong.api import create_resolver, current_staff, resolve
 from sotong.config import load_hospital
-from sotong.errors import Forbidden
+from sotong.errors import Forbidden, NotFound
 from sotong.observability import get_logger, get_metrics
 from sotong.recall import segments
+from sotong.recall.access import PatientAccess
 from sotong.recall.campaigns import CampaignDesk, CampaignRequest, checked_key
 from sotong.recall.model import (
     Appointment,
@@ -23,12 +24,14 @@ from sotong.recall.model import (
     TreatmentRecord,
 )
 from sotong.recall.service import RecallDesk
+from sotong.staff import Staff
 
 logger = get_logger("recall_api")
 metrics = get_metrics("recall_api")
 app = create_resolver("Sotong recall API", "Treatment tags, planned follow-ups and replies")
 hospital = load_hospital()
 desk = RecallDesk(hospital)
+access = PatientAccess(desk)
 PatientId = Annotated[str, Path(pattern=r"^p[0-9a-f]{20}$", description="patient id")]
 TreatmentId = Annotated[str, Path(pattern=r"^t[0-9a-f]{16}$", description="treatment id")]
 TouchpointId = Annotated[str, Path(pattern=r"^t[0-9a-f]{16}\.[a-z][a-z0-9_]{0,39}$")]
@@ -42,14 +45,14 @@ def _may_treat(staff: Staff, tag_id: str) -> None:
 
 @app.post("/patients", summary="Register a patient (or update their contact and consents)")
 def register(registration: PatientRegistration) -> Response[dict[str, Any]]:
-    current_staff(app)
-    return Response(201, "application/json", desk.register(registration))
+    staff = current_staff(app)
+    access.registration(staff, registration)
+    return Response(201, "application/json", desk.register(registration, staff.username))
 
 
 @app.get("/patients/<patient_id>", summary="A patient with their upcoming touchpoints")
 def get_patient(patient_id: PatientId) -> dict[str, Any]:
-    current_staff(app)
-    return {**desk.patient(patient_id), "upcoming": desk.upcoming(patient_id)}
+    return access.view(current_staff(app), patient_id)
 
 
 @app.post("/patients/<patient_id>/treatments", summary="Record a treatment: plans its follow-ups")
@@ -70,20 +73,20 @@ def change_date(
     patient_id: PatientId, treatment_id: TreatmentId, change: TreatmentDateChange
 ) -> dict[str, Any]:
     staff = current_staff(app)
+    access.treatment(staff, patient_id, treatment_id)
     return desk.change_treatment_date(patient_id, treatment_id, change.date, staff.username)
 
 
 @app.post("/patients/<patient_id>/appointments", summary="Record a booking or a visit")
 def record_appointment(patient_id: PatientId, appointment: Appointment) -> dict[str, Any]:
     staff = current_staff(app)
+    access.patient(staff, patient_id)
     return desk.record_appointment(patient_id, appointment, staff.username)
 
 
 @app.get("/patients/<patient_id>/touchpoints", summary="Every touchpoint, planned or done")
 def touchpoints(patient_id: PatientId) -> dict[str, Any]:
-    current_staff(app)
-    desk.patient(patient_id)
-    return {"touchpoints": desk.touchpoints(patient_id)}
+    return {"touchpoints": access.touchpoints(current_staff(app), patient_id)}
 
 
 @app.post(
@@ -91,12 +94,13 @@ def touchpoints(patient_id: PatientId) -> dict[str, Any]:
 )
 def cancel(patient_id: PatientId, touchpoint_id: TouchpointId) -> dict[str, Any]:
     staff = current_staff(app)
+    access.touchpoint(staff, patient_id, touchpoint_id)
     return desk.cancel_touchpoint(patient_id, touchpoint_id, staff.username)
 
 
 @app.post("/patients/<patient_id>/pause", summary="Pause (or resume) a patient's follow-ups")
 def pause(patient_id: PatientId, change: PauseChange) -> dict[str, Any]:
-    current_staff(app)
+    access.patient(current_staff(app), patient_id)
     return desk.pause(patient_id, change.paused, change.reason)
 
 
@@ -105,19 +109,23 @@ def erase(patient_id: PatientId) -> dict[str, Any]:
     staff = current_staff(app)
     if staff.role != "cs_admin":
         raise Forbidden("only the customer-service admin (cs_admin) may erase a patient")
-    return {"erased": patient_id, "kept_counts": desk.erase(patient_id)}
+    # the erasure report: what went, by kind (counts only), and the anonymous counts kept
+    return {"erased": patient_id, **desk.erase(patient_id, staff.username)}
 
 
 @app.get("/patients/<patient_id>/conversation", summary="Replies beside the tag's manual")
 def conversation(patient_id: PatientId) -> dict[str, Any]:
-    current_staff(app)
+    access.patient(current_staff(app), patient_id)
     return desk.conversation(patient_id)
 
 
 @app.post("/patients/<patient_id>/conversation", summary="Answer the patient")
 def answer(patient_id: PatientId, message: StaffMessage) -> dict[str, Any]:
     staff = current_staff(app)
-    return desk.answer(patient_id, message.message, staff.username)
+    access.patient(staff, patient_id)
+    return desk.answer(
+        patient_id, message.message, staff.username, confirmed=message.confirm_health_terms
+    )
 
 
 # --- segments and campaigns -----------------------------------------------------------------------
@@ -178,8 +186,12 @@ def create_campaign(request: CampaignRequest) -> Response[dict[str, Any]]:
 
 @app.get("/campaigns/<campaign_id>", summary="A campaign with its progress and results")
 def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
-    current_staff(app)
-    return campaigns.get(campaign_id)
+    staff = current_staff(app)
+    campaign = campaigns.get(campaign_id)
+    tag = segments.known_tag(hospital, campaign["segment"]["tag"])
+    if not staff.sees_department(tag.department):
+        raise NotFound(f"no campaign {campaign_id} in your department", field="path.campaign_id")
+    return campaign
 
 
 @app.post(

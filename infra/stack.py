@@ -14,6 +14,7 @@ from infra.constructs.email import EmailEvents
 from infra.constructs.encryption import EncryptionKey
 from infra.constructs.firewall import Firewall
 from infra.constructs.functions import Functions, write_config_layer
+from infra.constructs.hash_key import HashKey
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.queues import Queues
 from infra.constructs.schedules import Schedules
@@ -54,6 +55,7 @@ class SotongStack(Stack):
         key = EncryptionKey(self, "Encryption", hospital_id=hospital_id).key
         self.tables = Tables(self, "Data", key=key)
         self.queues = Queues(self, "Queues", hospital_id=hospital_id, key=key)
+        self.hash_key = HashKey(self, "HashKey", hospital_id=hospital_id, key=key).secret
         self.functions = Functions(
             self,
             "Functions",
@@ -61,6 +63,7 @@ class SotongStack(Stack):
             key=key,
             tables=self.tables,
             queues=self.queues,
+            hash_key=self.hash_key,
             powertools_layer_version=powertools_layer_version,
             config_layer_dir=write_config_layer(config, build_dir),
             build_dir=build_dir,
@@ -72,7 +75,9 @@ class SotongStack(Stack):
             key=key,
             functions=self.functions.by_name,
         )
-        self.staff = StaffAuth(self, "Staff", hospital_id=hospital_id)
+        self.staff = StaffAuth(
+            self, "Staff", hospital_id=hospital_id, departments=config.departments
+        )
         self.api = Api(
             self,
             "Api",
@@ -106,6 +111,12 @@ class SotongStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="REST API base URL")
         CfnOutput(self, "UserPoolId", value=self.staff.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.staff.client.user_pool_client_id)
+        CfnOutput(
+            self,
+            "HashKeySecretArn",
+            value=self.hash_key.secret_arn,
+            description="SOTONG_HASH_KEY_SECRET (the keyed digests' HMAC key: never rotate)",
+        )
         for spec in TABLES:
             CfnOutput(
                 self,

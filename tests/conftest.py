@@ -25,3 +25,11 @@ os.environ.update(
 )
 for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(name, None)
+
+# Every keyed digest (phone and e-mail keys, patient ids, tombstones, cursors) needs the hospital's
+# key. Tests use this one; the integration fixture `aws` puts it in (moto's) Secrets Manager and
+# lets the functions read it from there, and the local stack makes one of its own.
+from sotong import keys  # noqa: E402
+
+TEST_HASH_KEY = b"sotong-test-hash-key-0123456789abcdef"
+keys.use_key(TEST_HASH_KEY)

@@ -17,6 +17,7 @@ from infra.nag import acknowledge
 from infra.naming import physical
 from sotong import resources
 from sotong.resources import ROUTES, Route
+from sotong.web import headers as security_headers
 
 STAGE = "v1"
 LOG_RETENTION = logs.RetentionDays.TWO_YEARS  # PIPA: access logs of sensitive data, 2 years
@@ -38,8 +39,9 @@ ACCESS_LOG_FORMAT = {
     "ip": F.context_identity_source_ip(),
     "userAgent": F.context_identity_user_agent(),
     "httpMethod": F.context_http_method(),
+    # The resource path (`/track/{code}`), not the request path: that one holds the tracking
+    # code a patient looks up (and query strings would hold the last 4 digits of the phone).
     "resourcePath": F.context_resource_path(),
-    "path": F.context_path(),
     "protocol": F.context_protocol(),
     "status": F.context_status(),
     "responseLength": F.context_response_length(),
@@ -49,6 +51,23 @@ ACCESS_LOG_FORMAT = {
     "wafStatus": F.context_waf_response_code(),
     "error": F.context_error_message(),
 }
+
+
+# API Gateway's own answers (the authorizer's 401/403, throttling's 429, WAF blocks, a function
+# that failed: 502) carry the headers the functions' answers carry (sotong/web/headers.py).
+# Unconfigured response types (UNAUTHORIZED, ACCESS_DENIED, THROTTLED, ...) fall back to these two.
+GATEWAY_RESPONSE_TYPES = (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX)
+
+
+def gateway_response_headers() -> dict[str, str]:
+    """Static header values, single-quoted as API Gateway wants them (no quote inside one)."""
+    values = {
+        **security_headers.COMMON,
+        "Content-Security-Policy": security_headers.GATEWAY_CSP,
+        "Cache-Control": security_headers.NO_STORE,
+    }
+    assert not any("'" in value for value in values.values())
+    return {name: f"'{value}'" for name, value in values.items()}
 
 
 def stage_path(route: Route) -> str:
@@ -117,6 +136,12 @@ class Api(Construct):
         self.methods: dict[tuple[str, str], apigw.Method] = {}
         for route in ROUTES:
             self.methods[route.method, route.path] = self._method(route, functions[route.function])
+        for response_type in GATEWAY_RESPONSE_TYPES:
+            self.rest_api.add_gateway_response(
+                f"Gateway{response_type.response_type}",
+                type=response_type,
+                response_headers=gateway_response_headers(),
+            )
         self._acknowledge()
 
     def _execution_logs(self, key: kms.IKey) -> None:

@@ -13,7 +13,13 @@ from infra.naming import physical
 # Requests per 5 minutes from one IP. A hospital's staff and its lobby Wi-Fi share a few NAT
 # addresses, so the limit is generous; the stage throttling limits the total.
 RATE_LIMIT_PER_IP = 2000
-LOG_RETENTION = logs.RetentionDays.TWO_YEARS
+# WAF logs are for looking into blocked and counted requests, not the access record PIPA asks
+# for (that is the API's access log, kept 2 years): 90 days, and only what a rule acted on.
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+# Parts of a request WAF logs that can hold personal data: the query string (`phone_last4`,
+# a survey token), the path (`/track/{code}`), the staff token, cookies and the provider's
+# webhook signature.
+REDACTED_HEADERS = ("authorization", "cookie", "x-solapi-signature")
 
 
 def _visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -111,8 +117,25 @@ class Firewall(Construct):
                 )
             ],
             redacted_fields=[
-                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(
-                    single_header={"Name": "authorization"}
-                )
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(query_string={}),
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(uri_path={}),
+                *(
+                    wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": h})
+                    for h in REDACTED_HEADERS
+                ),
             ],
+            # Allowed requests are in the API's access log already; WAF keeps what it acted on.
+            logging_filter={
+                "DefaultBehavior": "DROP",
+                "Filters": [
+                    {
+                        "Behavior": "KEEP",
+                        "Requirement": "MEETS_ANY",
+                        "Conditions": [
+                            {"ActionCondition": {"Action": action}}
+                            for action in ("BLOCK", "COUNT", "CAPTCHA", "CHALLENGE")
+                        ],
+                    }
+                ],
+            },
         )

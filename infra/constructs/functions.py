@@ -13,20 +13,25 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra.constructs.api import DEFAULT_BURST, DEFAULT_RATE, PUBLIC_METHOD
 from infra.constructs.data import Tables
 from infra.constructs.email import configuration_set_name
+from infra.constructs.hash_key import grant_read as grant_hash_key
 from infra.constructs.queues import Queues
 from infra.nag import acknowledge
 from infra.naming import pascal, physical
 from sotong.complaints import rulebook
 from sotong.complaints.classify import BEDROCK_MODEL_ENV
-from sotong.config.schema import HospitalConfig
+from sotong.config.schema import HospitalConfig, SecretRef
 from sotong.notify.providers.factory import SES_CONFIGURATION_SET_ENV
 from sotong.resources import (
     FUNCTIONS,
+    HASH_KEY_ENV,
     Function,
+    Grant,
     StreamTrigger,
     queue,
     sender_concurrency,
@@ -40,6 +45,33 @@ ASSET_EXCLUDE = ["__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_
 LOG_RETENTION = logs.RetentionDays.TWO_YEARS  # PIPA: access logs of sensitive data, 2 years
 POWERTOOLS_ACCOUNT = "017000801446"
 METRICS_NAMESPACE = "Sotong"
+
+
+NOT_IN_A_VPC = (
+    "Not in a VPC, by a cost decision: the functions call only AWS public endpoints (DynamoDB, "
+    "SQS, Secrets Manager, KMS, SES, Bedrock) and the messaging provider's HTTPS API. Inside a "
+    "VPC they would need a NAT gateway (about US$43 a month per availability zone in Seoul, plus "
+    "US$0.059 per GB) for the provider, and interface endpoints for SQS, Secrets Manager, KMS, "
+    "SES and Bedrock (about US$9.5 a month each per zone): roughly US$100-200 a month per "
+    "hospital, more than the rest of its stack costs at a clinic's volume. Without it every call "
+    "still goes over TLS, is signed, and IAM allows only the role's listed actions on listed "
+    "resources and keys; what is given up is network-level egress control"
+)
+NO_RESERVED_CONCURRENCY = (
+    "Reserved concurrency is not set: it is carved out of the account's concurrency quota "
+    "(Lambda refuses a reservation that leaves under 100 unreserved, and new accounts can have a "
+    "quota of 10), so it would fail deploys; the account quota is the hard cap and each "
+    "function's throttles alarm"
+)
+READ_ACTIONS = frozenset({"GetItem", "BatchGetItem", "Query"})
+TABLE_KEY_READ = ("kms:Decrypt", "kms:DescribeKey")
+TABLE_KEY_WRITE = (*TABLE_KEY_READ, "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*")
+
+
+def secret_refs(config: HospitalConfig, spec: Function) -> list[SecretRef]:
+    """The hospital's secret references `spec` reads (those the config sets)."""
+    refs = (getattr(config.sender, name) for name in spec.secrets)
+    return [ref for ref in refs if ref is not None]
 
 
 def build_shared_layer(build_dir: Path) -> Path:
@@ -79,6 +111,7 @@ class Functions(Construct):
         key: kms.IKey,
         tables: Tables,
         queues: Queues,
+        hash_key: secretsmanager.ISecret,
         powertools_layer_version: int,
         config_layer_dir: Path,
         build_dir: Path,
@@ -88,6 +121,7 @@ class Functions(Construct):
         self._key = key
         self._tables = tables
         self._queues = queues
+        self._hash_key = hash_key
         stack = Stack.of(self)
         self.layers: list[lambda_.ILayerVersion] = [
             lambda_.LayerVersion(
@@ -143,8 +177,9 @@ class Functions(Construct):
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         environment.update(self._grant_data(spec, role))
-        if spec.reads_secrets:
-            self._grant_secrets(role)
+        self._grant_secrets(spec, role)
+        if spec.hash_key:
+            environment.update(self._grant_hash_key(role))
         if spec.sends_email:
             self._grant_email(role)
             environment[SES_CONFIGURATION_SET_ENV] = configuration_set_name(hospital_id)
@@ -254,13 +289,14 @@ class Functions(Construct):
     def _grant_data(self, spec: Function, role: iam.IRole) -> dict[str, str]:
         """Grant exactly the tables and queues `spec` lists; return their environment variables."""
         environment: dict[str, str] = {}
-        for name, access in spec.tables.items():
-            data = self._tables.by_name[name]
-            if access == "read":
-                data.grant_read_data(role)
-            else:
-                data.grant_read_write_data(role)
-            environment[table(name).env] = data.table_name
+        for grant in spec.data:
+            role.add_to_principal_policy(self._data_statement(grant))
+        for name in spec.tables:
+            environment[table(name).env] = self._tables.by_name[name].table_name
+        if spec.data:
+            # DynamoDB uses the table's customer-managed key on the caller's behalf.
+            writes = any(a not in READ_ACTIONS for grant in spec.data for a in grant.actions)
+            self._key.grant(role, *(TABLE_KEY_WRITE if writes else TABLE_KEY_READ))
         for name in spec.sends_to:
             self._queues.by_name[name].grant_send_messages(role)
             environment[queue(name).env] = self._queues.by_name[name].queue_url
@@ -274,8 +310,27 @@ class Functions(Construct):
             ].queue_url
         return environment
 
-    def _grant_secrets(self, role: iam.Role) -> None:
-        arns = sorted({self._secret_arn(ref.secret) for ref in self._config.secret_refs()})
+    def _data_statement(self, grant: Grant) -> iam.PolicyStatement:
+        data = self._tables.by_name[grant.table]
+        resource = data.table_arn
+        if grant.index is not None:
+            resource = f"{data.table_arn}/index/{grant.index}"
+        return iam.PolicyStatement(
+            actions=[f"dynamodb:{action}" for action in grant.actions],
+            resources=[resource],
+            conditions=(
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(grant.keys)}}
+                if grant.keys
+                else None
+            ),
+        )
+
+    def _grant_hash_key(self, role: iam.Role) -> dict[str, str]:
+        grant_hash_key(self._hash_key, self._key, role)
+        return {HASH_KEY_ENV: self._hash_key.secret_arn}
+
+    def _grant_secrets(self, spec: Function, role: iam.Role) -> None:
+        arns = sorted({self._secret_arn(ref.secret) for ref in secret_refs(self._config, spec)})
         if arns:
             role.add_to_policy(
                 iam.PolicyStatement(
@@ -322,33 +377,13 @@ class Functions(Construct):
         )
 
     def _acknowledge(self, spec: Function, function: lambda_.Function, role: iam.Role) -> None:
-        invoked_by = (
-            f"SQS ({spec.trigger.queue}); failed messages go to its dead-letter queue"
-            if spec.trigger
-            else "the table's DynamoDB stream, retried from the failed record and then left to "
-            "the outbox sweeper, which publishes every item still pending"
-            if spec.stream
-            else "EventBridge Scheduler, whose dead-letter queue catches failed invocations, "
-            "and a failed run is repeated by the next scheduled run"
-            if spec.schedule
-            else "API Gateway synchronously, so the caller sees every failure"
-        )
         acknowledge(
             function,
             {
-                "HIPAA.Security-LambdaDLQ": (
-                    f"{spec.name} is invoked by {invoked_by}; a function-level DLQ would never "
-                    "receive anything"
-                ),
-                "HIPAA.Security-LambdaInsideVPC": (
-                    "The function talks only to AWS public endpoints (DynamoDB, SQS, Secrets "
-                    "Manager, SES) and the messaging provider's HTTPS API; there is no VPC "
-                    "resource to reach, and a NAT per hospital adds cost without narrowing access"
-                ),
+                "HIPAA.Security-LambdaDLQ": self._failures_go_to(spec),
+                "HIPAA.Security-LambdaInsideVPC": NOT_IN_A_VPC,
                 "HIPAA.Security-LambdaConcurrency": (
-                    "Load is bounded upstream (API Gateway stage throttling, SQS batch size, fixed "
-                    "schedules); reserving concurrency per function fails deploys in accounts with "
-                    "the default low concurrency quota"
+                    f"{spec.name}: {self._concurrency_bound(spec)}. {NO_RESERVED_CONCURRENCY}"
                 ),
             },
         )
@@ -364,27 +399,95 @@ class Functions(Construct):
         findings.update(self._wildcard_findings(spec))
         acknowledge(policy, findings)
 
+    @staticmethod
+    def _failures_go_to(spec: Function) -> str:
+        """Where a failed invocation ends up, since no function-level DLQ is set."""
+        if spec.trigger:
+            return (
+                f"{spec.name} is polled from SQS ({spec.trigger.queue}), not invoked "
+                "asynchronously: a message that keeps failing goes to the queue's own "
+                "dead-letter queue, so a function-level DLQ would never receive anything"
+            )
+        if spec.stream:
+            return (
+                f"{spec.name} reads the table's DynamoDB stream (an event source mapping, not an "
+                "asynchronous invocation): a failing record is retried, split, and after "
+                f"{spec.stream.retry_attempts} attempts left to the outbox sweeper, which "
+                "publishes every item still pending; a function-level DLQ never receives anything"
+            )
+        if spec.schedule or spec.event_rule:
+            source = (
+                "EventBridge Scheduler (its dead-letter queue keeps invocations it could not "
+                "deliver)"
+                if spec.schedule
+                else "an EventBridge rule on SES events (the rule target's dead-letter queue, "
+                "email-events-dlq, keeps events it could not deliver)"
+            )
+            return (
+                f"{spec.name} is invoked asynchronously by {source}; an invocation that fails "
+                "after Lambda's retries goes to the async-failures queue, the function's "
+                "on-failure destination (infra/constructs/monitoring.py), which alarms: that "
+                "destination does the work of a function-level DLQ, with the error included"
+            )
+        return (
+            f"{spec.name} is invoked synchronously by API Gateway (Lambda proxy): the caller "
+            "gets every failure as the HTTP answer, and Lambda never queues a synchronous "
+            "invocation, so a DLQ would never receive anything"
+        )
+
+    def _concurrency_bound(self, spec: Function) -> str:
+        """What actually bounds the function's concurrency."""
+        if spec.trigger:
+            rate = self._config.sender.rate_per_second
+            cap = sender_concurrency(rate, spec.trigger)
+            if cap is None:
+                raise ValueError(
+                    f"{spec.name}: an SQS trigger needs concurrency_per_rate (the event "
+                    "source's MaximumConcurrency); nothing else bounds its concurrency"
+                )
+            return (
+                f"its SQS event source's MaximumConcurrency caps it at {cap} concurrent "
+                f"invocations (from the sender rate, {rate:g}/s)"
+            )
+        if spec.stream:
+            return (
+                "the DynamoDB stream event source runs one batch per shard at a time "
+                "(ParallelizationFactor 1), so concurrency is the stream's shard count"
+            )
+        if spec.schedule:
+            return (
+                "EventBridge Scheduler starts one invocation per tick "
+                f"({spec.schedule.expression}); only a retry of a failed run can overlap the next"
+            )
+        if spec.event_rule:
+            return (
+                "every SES event of the hospital's configuration set is one invocation, so "
+                "concurrency follows e-mail volume, which the sender's rate "
+                f"({self._config.sender.rate_per_second:g} messages/s) bounds; a throttled "
+                "event is retried by Lambda and EventBridge for hours, then dead-lettered"
+            )
+        return (
+            f"API Gateway stage throttling bounds its request rate ({DEFAULT_RATE}/s, burst "
+            f"{DEFAULT_BURST}; {PUBLIC_METHOD.throttling_rate_limit}/s, burst "
+            f"{PUBLIC_METHOD.throttling_burst_limit} per public route), so concurrency is at "
+            f"most that rate times its duration (timeout {spec.timeout_s} s)"
+        )
+
     def _wildcard_findings(self, spec: Function) -> Mapping[str, str]:
-        """IAM5 findings that CDK's grants produce, each with why the wildcard is narrow."""
-        stack = Stack.of(self)
+        """IAM5 findings that CDK's grants produce, each with why the wildcard is narrow (the
+        DynamoDB statements name each index's ARN: no `/index/*`)."""
         findings: dict[str, str] = {}
         kms_actions = {
             "kms:GenerateDataKey*": "GenerateDataKey and GenerateDataKeyWithoutPlaintext",
             "kms:ReEncrypt*": "ReEncryptFrom and ReEncryptTo",
         }
-        writes = any(access == "write" for access in spec.tables.values()) or bool(spec.sends_to)
+        writes = bool(spec.sends_to) or any(
+            action not in READ_ACTIONS for grant in spec.data for action in grant.actions
+        )
         if writes:
             for action, family in kms_actions.items():
                 findings[f"AwsSolutions-IAM5[Action::{action}]"] = (
                     f"{action} ({family}) is what SQS and DynamoDB need to encrypt with the "
                     "stack's customer-managed key; the statement is limited to that one key ARN"
-                )
-        for name in spec.tables:
-            if table(name).indexes:
-                data = self._tables.by_name[name]
-                logical_id = stack.get_logical_id(data.node.default_child)  # type: ignore[arg-type]
-                findings[f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/index/*]"] = (
-                    f"{spec.name} queries the GSIs of the {name} table; index ARNs are "
-                    "<table ARN>/index/<name> and the wildcard covers only this table's indexes"
                 )
         return findings

@@ -1,19 +1,27 @@
-"""The Cognito user pool that hospital staff sign in with."""
+"""The Cognito user pool that hospital staff sign in with. A staff member's role and department
+are groups (one role group, and `dept-<id>` for department staff and reception): only an
+administrator can put a user in a group, while a user may edit their own attributes."""
+
+from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
 from infra.naming import physical
-
-GROUPS = {
-    "cs_admin": "Customer-service team: sees and assigns every complaint",
-    "department_staff": "Department staff: see the complaints routed to their department",
-}
+from sotong.config.schema import Department
+from sotong.staff import DEPARTMENT_GROUP, ROLE_NAMES, ROLES
 
 
 class StaffAuth(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, hospital_id: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        hospital_id: str,
+        departments: Sequence[Department],
+    ) -> None:
         super().__init__(scope, construct_id)
         self.user_pool = cognito.UserPool(
             self,
@@ -27,6 +35,8 @@ class StaffAuth(Construct):
                 email=cognito.StandardAttribute(required=True, mutable=True),
                 fullname=cognito.StandardAttribute(required=True, mutable=True),
             ),
+            # Nothing reads `custom:department` any more (the department is a group), and no
+            # client may write it; it stays because Cognito cannot remove a custom attribute.
             custom_attributes={
                 "department": cognito.StringAttribute(min_len=1, max_len=40, mutable=True)
             },
@@ -46,21 +56,37 @@ class StaffAuth(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        for precedence, (name, description) in enumerate(GROUPS.items()):
+        for precedence, role in enumerate(ROLES):
             cognito.UserPoolGroup(
                 self,
-                f"Group-{name}",
+                f"Group-{role}",
                 user_pool=self.user_pool,
-                group_name=name,
-                description=description,
+                group_name=role,
+                description=ROLE_NAMES[role][:2048],
                 precedence=precedence,
             )
+        for department in departments:
+            cognito.UserPoolGroup(
+                self,
+                f"Department-{department.id}",
+                user_pool=self.user_pool,
+                group_name=f"{DEPARTMENT_GROUP}{department.id}",
+                description=f"{department.name}: members see this department's work",
+                precedence=100,
+            )
+        own = cognito.ClientAttributes().with_standard_attributes(
+            email=True, fullname=True, email_verified=True
+        )
         self.client = self.user_pool.add_client(
             "StaffClient",
             user_pool_client_name=physical(hospital_id, "staff-web"),
             generate_secret=False,
             auth_flows=cognito.AuthFlow(user_srp=True),
             disable_o_auth=True,
+            read_attributes=own,
+            write_attributes=cognito.ClientAttributes().with_standard_attributes(
+                email=True, fullname=True
+            ),
             prevent_user_existence_errors=True,
             enable_token_revocation=True,
             access_token_validity=Duration.hours(1),

@@ -184,6 +184,23 @@ def placeholder_secrets(config: HospitalConfig) -> dict[str, dict[str, str]]:
     return values
 
 
+def hash_key_secret_name(hospital_id: str) -> str:
+    return f"sotong/{hospital_id}/hash-key"
+
+
+def create_hash_key(endpoint_url: str | None, hospital_id: str, value: str | None = None) -> str:
+    """The hospital's hash key (`sotong.keys`) as a secret, random unless given; its name."""
+    import secrets as random
+
+    name = hash_key_secret_name(hospital_id)
+    client("secretsmanager", endpoint_url).create_secret(
+        Name=name,
+        SecretString=value or random.token_hex(32),
+        Description="sotong local stack: the key of phone/e-mail digests and tombstones",
+    )
+    return name
+
+
 def create_hospital_resources(endpoint_url: str, config: HospitalConfig) -> list[str]:
     """The hospital's referenced secrets (placeholder values) and its verified sender address."""
     created: list[str] = []

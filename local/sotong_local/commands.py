@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from sotong.staff import ROLES
+
 DEFAULT_API = "http://127.0.0.1:8000"
 API_ENV = "SOTONG_LOCAL_API"
 
@@ -124,10 +126,12 @@ def schedule(argv: Sequence[str]) -> int:
 def token(argv: Sequence[str]) -> int:
     parser = _parser("token", "Print a staff sign-in token for the local stack.")
     parser.add_argument(
-        "--role", choices=("cs_admin", "department_staff"), default="cs_admin", help="staff role"
+        "--role", choices=ROLES, default="cs_admin", help="staff role (docs/roles.md)"
     )
-    parser.add_argument("--department", help="department id (needed for department_staff)")
-    parser.add_argument("--username", help="username (default: local-admin / local-<department>)")
+    parser.add_argument(
+        "--department", help="department id (needed for department_staff and reception)"
+    )
+    parser.add_argument("--username", help="username (default: local-<role>[-<department>])")
     parser.add_argument("--json", action="store_true", help="print the token with its claims")
     args = parser.parse_args(argv)
     body = {"role": args.role, "department": args.department, "username": args.username}

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from sotong.masking import mask_url
 from sotong.resources import Route
+from sotong.staff import NEEDS_DEPARTMENT, ROLES
+from sotong.web.headers import add_missing
 from sotong_local import routing
 from sotong_local.events import STAGE, proxy_event
 from sotong_local.lambdas import Runtime
@@ -26,7 +29,6 @@ from sotong_local.tokens import TokenError, TokenIssuer, bearer_token, claims_fo
 log = logging.getLogger("sotong_local.gateway")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
-STAFF_ROLES = ("cs_admin", "department_staff")
 _RUN_SCHEDULE = re.compile(r"^/_local/schedules/([A-Za-z0-9_]+)/run$")
 
 
@@ -243,18 +245,18 @@ class Gateway:
         except ValueError:
             return Reply.json(400, {"message": "the body must be a JSON object"})
         role = data.get("role") or "cs_admin"
-        if role not in STAFF_ROLES:
-            return Reply.json(400, {"message": f"role must be one of {', '.join(STAFF_ROLES)}"})
+        if role not in ROLES:
+            return Reply.json(400, {"message": f"role must be one of {', '.join(ROLES)}"})
         department = data.get("department") or None
         known = self.control.departments if self.control else ()
         if department and known and department not in known:
             return Reply.json(
                 400, {"message": f"unknown department '{department}'; known: {', '.join(known)}"}
             )
-        if role == "department_staff" and not department:
-            return Reply.json(400, {"message": "department_staff needs a department"})
+        if role in NEEDS_DEPARTMENT and not department:
+            return Reply.json(400, {"message": f"{role} needs a department"})
         username = data.get("username") or (
-            f"local-{department}" if role == "department_staff" else "local-admin"
+            f"local-{role}-{department}" if department else f"local-{role}"
         )
         token, claims = self.issuer.issue(str(username), role, department)
         return Reply.json(
@@ -347,8 +349,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.command, self.path, headers, body, self.client_address[0]
             )
         except Exception:
-            log.exception("the local gateway failed on %s %s", self.command, self.path)
+            log.exception("the local gateway failed on %s %s", self.command, mask_url(self.path))
             reply = _apigw_error(500, "Internal server error", "InternalServerErrorException")
+        reply.headers = add_missing(reply.headers, reply.body)  # as API Gateway's own answers
         self.send_response(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sotong.clock import OFFSET_ENV
+from sotong.masking import mask_text
 from sotong.resources import Function
 from sotong_local.events import ACCOUNT, REGION
 
@@ -200,14 +201,16 @@ class Runtime:
             try:
                 result.value = handler(event, context)
             except Exception as error:
-                result.error = f"{type(error).__name__}: {error}"
+                # Masked as the functions' own logs are (a phone, an address, a pydantic
+                # error's input_value): this is the line the Lambda runtime would print.
+                result.error = mask_text(f"{type(error).__name__}: {error}")
                 result.error_type = type(error).__name__
                 log.error(
                     "%s raised %s (request %s)\n%s",
                     name,
                     result.error,
                     result.request_id,
-                    traceback.format_exc().rstrip(),
+                    mask_text(traceback.format_exc().rstrip()),
                 )
             result.duration_ms = (time.perf_counter() - started) * 1000
         if result.duration_ms > function.timeout_s * 1000:

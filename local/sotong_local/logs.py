@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any, TextIO
 
+from sotong.masking import mask_text
+
 _NOISE = {
     "level",
     "location",
@@ -103,7 +105,9 @@ class _Formatter(logging.Formatter):
         text = f"{_clock()} {record.levelname:<5} [{component or 'local'}] {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        # The stack's own lines are masked as the functions' are (a phone or an address in an
+        # error, a pydantic error's input_value); request lines are masked where they are made.
+        return mask_text(text)
 
 
 def setup(*, quiet: bool, compact_output: bool) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sotong import resources
+from sotong import keys, resources
+from sotong.masking import mask_url
 from sotong.resources import Function, Queue, Route, Table
 from sotong_local import aws, events, schedules
 from sotong_local.gateway import Gateway, GatewayServer, Reply
@@ -79,6 +80,7 @@ class LocalStack:
         self._scheduler: schedules.Scheduler | None = None
         self._sqs: Any = None
         self._stopped = threading.Event()
+        self._saved_key: bytes | None = keys.key_in_use()
 
     # -- start / stop ------------------------------------------------------------------------
 
@@ -125,6 +127,13 @@ class LocalStack:
                 )
             )
             self.notes += aws.create_hospital_resources(self.aws_endpoint, self.config)
+            # The key of every keyed digest, as in AWS: a secret the functions name in their
+            # environment and read from Secrets Manager (never a key set in the process).
+            secret = aws.create_hash_key(self.aws_endpoint, self.config.hospital_id)
+            self._set_env({keys.ENV: secret})
+            self.notes.append(f"secret {secret}")
+            self._saved_key = keys.key_in_use()
+            keys.use_key(None)
             self._sqs = aws.client("sqs", self.aws_endpoint)
 
             # Only now may function modules be imported: they read the environment at import.
@@ -251,6 +260,7 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env.clear()
+        keys.use_key(self._saved_key)
 
     def __enter__(self) -> LocalStack:
         return self if self.api_url else self.start()
@@ -263,7 +273,8 @@ class LocalStack:
     def _on_request(self, method: str, target: str, reply: Reply, ms: float) -> None:
         via = f" {reply.function}" if reply.function else ""
         level = logging.WARNING if reply.status >= 500 else logging.INFO
-        log.log(level, "%s %s → %d%s %.0f ms", method, target, reply.status, via, ms)
+        # The target's query values and tracking codes stay out (sotong.masking.mask_url).
+        log.log(level, "%s %s → %d%s %.0f ms", method, mask_url(target), reply.status, via, ms)
 
     def _run_job(
         self, job: schedules.ScheduledJob, at: datetime, clock_offset_seconds: float

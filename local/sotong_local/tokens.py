@@ -16,6 +16,8 @@ import time
 import uuid
 from typing import Any
 
+from sotong.staff import DEPARTMENT_GROUP
+
 ISSUER = "https://cognito-idp.ap-northeast-2.amazonaws.com/ap-northeast-2_sotonglocal"
 AUDIENCE = "sotong-local-client"
 LIFETIME_S = 12 * 3600
@@ -58,7 +60,7 @@ class TokenIssuer:
         issued = int(now if now is not None else time.time())
         claims: dict[str, Any] = {
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sotong-local:{username}")),
-            "cognito:groups": [role],
+            "cognito:groups": [role] + ([f"{DEPARTMENT_GROUP}{department}"] if department else []),
             "iss": ISSUER,
             "cognito:username": username,
             "aud": AUDIENCE,
@@ -67,8 +69,6 @@ class TokenIssuer:
             "iat": issued,
             "exp": issued + lifetime_s,
         }
-        if department:
-            claims["custom:department"] = department
         header = {"alg": "HS256", "typ": "JWT", "kid": "sotong-local"}
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         return f"{signing_input}.{self._sign(signing_input.encode('ascii'))}", claims

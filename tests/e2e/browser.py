@@ -172,7 +172,8 @@ class Browser:
         self.process, self.profile, self.ws = process, profile, ws
         self._next_id = 0
         self.events: deque[dict[str, Any]] = deque(maxlen=2000)
-        self.errors: list[str] = []  # uncaught page exceptions and console.error lines
+        # uncaught page exceptions, console.error lines and Content-Security-Policy violations
+        self.errors: list[str] = []
 
     # -- start / stop --------------------------------------------------------------------------
     @classmethod
@@ -211,7 +212,7 @@ class Browser:
             shutil.rmtree(profile, ignore_errors=True)
             raise
         browser = cls(process, profile, ws)
-        for domain in ("Page.enable", "Runtime.enable"):
+        for domain in ("Page.enable", "Runtime.enable", "Log.enable"):
             browser.send(domain)
         return browser
 
@@ -278,6 +279,13 @@ class Browser:
             details = params.get("exceptionDetails", {})
             text = details.get("exception", {}).get("description") or details.get("text", "")
             self.errors.append(f"uncaught: {text}")
+        elif method == "Log.entryAdded":
+            # What the browser itself reports: a Content-Security-Policy violation (a blocked
+            # script, style or fetch) is an error here; failed requests (a 4xx) are not.
+            entry = params.get("entry", {})
+            text = str(entry.get("text", ""))
+            if entry.get("source") == "security" or "Content Security Policy" in text:
+                self.errors.append(f"{entry.get('source')}: {text}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
             self.errors.append(
                 "console.error: "

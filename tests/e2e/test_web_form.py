@@ -422,3 +422,38 @@ def test_survey_after_closing(browser: Browser, stack: Stack, tmp_path: Path) ->
     _shot(browser, tmp_path, "7-tracking-closed")
     assert browser.errors == [], browser.errors
     print(f"survey flow in {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.parametrize("page", ["complaint.html", "track.html", "survey.html"])
+def test_each_page_runs_its_own_code_under_its_csp_and_nothing_injected(
+    browser: Browser, stack: Stack, page: str
+) -> None:
+    answer = HTTP.get(f"{stack.url}/pages/{page}", timeout=5)
+    csp = answer.headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "'sha256-" in csp
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+
+    browser.errors.clear()
+    browser.navigate(f"{stack.url}/pages/{page}")
+    # Its hashed inline script ran (it fills the hospital's name in) and its styles applied.
+    browser.wait_for(
+        "document.getElementById('org').textContent.includes('소통치과피부과의원')", timeout=5
+    )
+    assert browser.evaluate("getComputedStyle(document.body).marginTop") == "0px"  # style.css
+    assert browser.errors == [], browser.errors
+    # A script or style injected into the page (an XSS) is refused by the CSP.
+    browser.evaluate(
+        "(() => { const s = document.createElement('script');"
+        " s.textContent = 'window.injected = true'; document.body.appendChild(s);"
+        " const t = document.createElement('style'); t.textContent = 'body{margin-top:7px}';"
+        " document.head.appendChild(t); })()"
+    )
+    browser.pump(0.3)
+    assert browser.evaluate("window.injected === undefined")
+    assert browser.evaluate("getComputedStyle(document.body).marginTop") == "0px"
+    assert any("Content Security Policy" in error for error in browser.errors), browser.errors
+    browser.errors.clear()

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.app import cdk_json_context
+from infra.constructs.functions import secret_refs
 from infra.naming import pascal, physical
 from sotong.config.loader import load_hospital_file
 from sotong.resources import (
@@ -28,7 +29,7 @@ from tests.infra.conftest import HOSPITAL, Synth
 pytestmark = pytest.mark.infra
 
 TWO_YEARS_DAYS = 731
-DYNAMODB_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+DYNAMODB_STREAM_READS = {"dynamodb:GetRecords", "dynamodb:GetShardIterator"}
 
 
 def _id(item: Table | Queue | Function | Route) -> str:
@@ -66,7 +67,9 @@ def test_every_log_group_is_encrypted_and_kept_two_years(synth: Synth) -> None:
     key = cfn.key_id(synth.template)
     groups = cfn.of_type(synth.template, "AWS::Logs::LogGroup")
     for logical_id, group in groups.items():
-        assert group["Properties"]["RetentionInDays"] == TWO_YEARS_DAYS, logical_id
+        waf = "aws-waf-logs-" in json.dumps(group["Properties"].get("LogGroupName"))
+        expected = 90 if waf else TWO_YEARS_DAYS  # WAF: blocked requests only, 90 days
+        assert group["Properties"]["RetentionInDays"] == expected, logical_id
         assert group["Properties"]["KmsKeyId"] == cfn.arn(key), logical_id
         assert group["DeletionPolicy"] == "Retain", logical_id
 
@@ -165,6 +168,9 @@ def _expected_environment(template: dict[str, Any], spec: Function) -> dict[str,
             environment[queue.dlq_env] = cfn.ref(dlq_id)
     if spec.sends_email:
         environment["SOTONG_SES_CONFIGURATION_SET"] = f"sotong-{HOSPITAL}-email"
+    if spec.hash_key:
+        (secret,) = cfn.of_type(template, "AWS::SecretsManager::Secret")
+        environment["SOTONG_HASH_KEY_SECRET"] = cfn.ref(secret)
     return environment
 
 
@@ -304,8 +310,10 @@ def test_function_reaches_only_the_data_it_lists(synth: Synth, spec: Function) -
                 reached = cfn.render(resource).split("}")[0].removeprefix("${").split(".")[0]
                 name = next(name for name, logical_id in table_ids.items() if logical_id == reached)
                 assert name in spec.tables, f"{spec.name} reaches table {name}"
-                if spec.tables[name] == "read":
-                    assert not DYNAMODB_WRITES & set(cfn.actions(statement))
+                if statement.get("Sid") is None and "StreamArn" not in cfn.render(resource):
+                    # the grants' statements (test_least_privilege checks them one by one)
+                    declared = {f"dynamodb:{a}" for g in spec.data for a in g.actions}
+                    assert set(cfn.actions(statement)) <= declared | DYNAMODB_STREAM_READS
 
     sent_to = {
         cfn.render(resource)
@@ -335,17 +343,19 @@ def test_secrets_and_email_only_where_declared(synth: Synth, spec: Function) -> 
         s for s in statements if any(a.startswith("secretsmanager:") for a in cfn.actions(s))
     ]
     email_statements = [s for s in statements if any(a.startswith("ses:") for a in cfn.actions(s))]
-    if not spec.reads_secrets:
-        assert secret_statements == []
+    hospital = [s for s in secret_statements if s.get("Sid") == "ReadHospitalSecrets"]
+    if not spec.secrets:
+        assert hospital == []
     else:
-        (statement,) = secret_statements
+        (statement,) = hospital
         assert cfn.actions(statement) == ["secretsmanager:GetSecretValue"]
         expected = {
             "arn:${AWS::Partition}:secretsmanager:ap-northeast-2:${AWS::AccountId}:secret:"
             f"{ref.secret}-??????"
-            for ref in synth.config.secret_refs()
+            for ref in secret_refs(synth.config, spec)
         }
         assert {cfn.render(r) for r in cfn.as_list(statement["Resource"])} == expected
+    assert {s.get("Sid") for s in secret_statements} <= {"ReadHospitalSecrets", "ReadHashKey"}
     if not spec.sends_email:
         assert email_statements == []
     else:
@@ -356,12 +366,15 @@ def test_secrets_and_email_only_where_declared(synth: Synth, spec: Function) -> 
 
 
 def test_public_api_cannot_read_secrets(synth: Synth) -> None:
+    """Only the stack's HMAC key (it keys contact pointers and the tracking lock)."""
     spec = next(spec for spec in FUNCTIONS if spec.name == "public_api")
-    assert not any(
-        action.startswith("secretsmanager:")
+    (secret,) = cfn.of_type(synth.template, "AWS::SecretsManager::Secret")
+    assert [
+        cfn.render(resource)
         for statement in _statements(synth, spec)
-        for action in cfn.actions(statement)
-    )
+        if any(action.startswith("secretsmanager:") for action in cfn.actions(statement))
+        for resource in cfn.as_list(statement["Resource"])
+    ] == ["${" + secret + "}"]
 
 
 def test_no_policy_grants_everything(synth: Synth) -> None:
@@ -499,9 +512,24 @@ def test_staff_user_pool_is_invitation_only_with_mfa(template: Template) -> None
             ),
         },
     )
-    for group in ("cs_admin", "department_staff"):
-        template.has_resource_properties("AWS::Cognito::UserPoolGroup", {"GroupName": group})
-    template.has_resource_properties("AWS::Cognito::UserPoolClient", {"GenerateSecret": False})
+    groups = {
+        g["Properties"]["GroupName"]
+        for g in template.find_resources("AWS::Cognito::UserPoolGroup").values()
+    }
+    assert groups == {"cs_admin", "department_staff", "reception", "qi"} | {
+        f"dept-{d}"
+        for d in ("customer_service", "dental", "dermatology", "front_desk", "facilities", "qi")
+    }
+    (client,) = template.find_resources("AWS::Cognito::UserPoolClient").values()
+    assert client["Properties"]["GenerateSecret"] is False
+
+
+def test_a_staff_member_cannot_give_themselves_a_department(template: Template) -> None:
+    """Role and department are groups, which only an administrator sets; the client may write
+    the user's own name and e-mail only, never `custom:department`."""
+    (client,) = template.find_resources("AWS::Cognito::UserPoolClient").values()
+    assert sorted(client["Properties"]["WriteAttributes"]) == ["email", "name"]
+    assert not any("custom:" in a for a in client["Properties"]["ReadAttributes"])
 
 
 # -- tags and outputs ---------------------------------------------------------------------------

@@ -12,21 +12,14 @@ from sotong_local.events import proxy_event
 from sotong_local.lambdas import LambdaContext
 from sotong_local.routing import Match, match
 
-ADMIN = {
-    "cognito:username": "cs.kim",
-    "cognito:groups": "cs_admin",
-    "custom:department": "customer_service",
+ADMIN = {"cognito:username": "cs.kim", "cognito:groups": "cs_admin,dept-customer_service"}
+DENTAL = {"cognito:username": "dental.lee", "cognito:groups": "department_staff,dept-dental"}
+DERMATOLOGY = {
+    "cognito:username": "derm.park",
+    "cognito:groups": "department_staff,dept-dermatology",
 }
-DENTAL = {
-    "cognito:username": "dental.lee",
-    "cognito:groups": "department_staff",
-    "custom:department": "dental",
-}
-DESK = {
-    "cognito:username": "desk.choi",
-    "cognito:groups": "department_staff",
-    "custom:department": "front_desk",
-}
+DESK = {"cognito:username": "desk.choi", "cognito:groups": "reception,dept-front_desk"}
+QI = {"cognito:username": "qi.han", "cognito:groups": "qi,dept-qi"}
 
 
 @dataclass

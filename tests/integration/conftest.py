@@ -6,10 +6,11 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from sotong import clock, store
+from sotong import clock, keys, store
 from sotong.config import load_hospital
 from sotong.config.schema import HospitalConfig
-from sotong_local.aws import create_resources
+from sotong_local.aws import create_hash_key, create_resources
+from tests.conftest import TEST_HASH_KEY
 
 
 @pytest.fixture
@@ -18,10 +19,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     with mock_aws():
         store.dynamodb.cache_clear()
         env = create_resources(None)
+        # the hash key as in AWS: a secret the functions read (not a key set in the process)
+        env[keys.ENV] = create_hash_key(None, "demo", TEST_HASH_KEY.decode())
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+        keys.use_key(None)
         yield env
         store.dynamodb.cache_clear()
+    keys.use_key(TEST_HASH_KEY)
     clock.fix(None)
 
 

@@ -108,6 +108,7 @@ def test_one_provider_id_twice_in_a_body_or_across_calls_is_taken_once(env: dict
         "complaints": 1,
         "replies": 0,
         "duplicates": 1,
+        "ignored": 0,
     }
     assert deliver([second, first, second])["complaints"] == 1
     assert deliver([first])["duplicates"] == 1
@@ -292,3 +293,12 @@ def test_a_body_over_the_byte_limit_is_a_413_before_anything_else(env: dict[str,
     assert answer.body["limit_bytes"] == inbound.MAX_BODY_BYTES
     unsigned = call("POST", "/webhooks/inbound", raw=b"[" + b"{}," * 400_000 + b"{}]")
     assert unsigned.status == 413
+
+
+def test_a_message_of_control_characters_only_is_ignored_not_a_5xx(env: dict[str, str]) -> None:
+    for n, text in enumerate(("\x00" * 6, "\u202e\u200b", "\x07 \t")):
+        body = json.dumps([event(text, f"ctrl-{n}")]).encode()
+        answer = call("POST", "/webhooks/inbound", raw=body, headers=sign_webhook(body, SECRET))
+        assert answer.status == 200, answer.body
+        assert answer.body["ignored"] == 1
+        assert answer.body["complaints"] == 0

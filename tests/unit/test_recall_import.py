@@ -147,7 +147,8 @@ def test_row_problems_name_the_line_and_the_column(hospital: HospitalConfig) -> 
         "line 6: phone (휴대폰): is empty (required)",
         "line 6: tag (시술): is empty (required)",
         "line 6: date (시술일): is empty (required)",
-        "line 7: date (시술일): 2028-01-01 is more than a year ahead (a typo?)",
+        "line 7: date (시술일): 2028-01-01 is after the treatment dates this system takes "
+        "(2006-11-23 to 2027-11-24): a typo?",
         "line 7: contact (연락동의): '몰라' is not a yes/no value "
         "(Y/N, 예/아니오, 동의/미동의, 1/0)",
         "line 7: email (이메일): 'not-an-email' is not an e-mail address",
@@ -156,7 +157,7 @@ def test_row_problems_name_the_line_and_the_column(hospital: HospitalConfig) -> 
     ]
     assert sorted(parsed.rows) == [2, 3, 9]  # short rows are fine: missing cells are empty
     assert parsed.lines == [2, 3, 6, 7, 8, 9]
-    assert parsed.rows[3].registration.name == "김\n철수"
+    assert parsed.rows[3].registration.name == "김 철수"  # a name is one line
 
 
 def test_english_headers_report_the_field_alone(hospital: HospitalConfig) -> None:

@@ -1,23 +1,26 @@
 """The HTTP edge shared by the API functions: a validating Powertools resolver whose errors are
-4xx answers that name the field, and the staff identity from the authorizer's claims."""
+4xx answers that name the field, and each staff route's roles checked against the authorizer's
+claims before its handler runs."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from sotong.errors import SotongError, Unauthorized
+from sotong import resources
+from sotong.errors import Forbidden, SotongError, Unauthorized
+from sotong.staff import Staff, staff_from_claims
+from sotong.web.headers import secured
 
 JSON = "application/json"
-STAFF_ROLES = ("cs_admin", "department_staff")
 # The routes (API Gateway resource paths) whose body is not JSON, and the content types they take
 # instead; every other route takes JSON only.
 OTHER_BODIES: dict[str, tuple[str, ...]] = {"/imports/treatments": ("text/csv",)}
@@ -79,12 +82,15 @@ def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver
     def _invalid(error: RequestValidationError) -> Response[str]:
         fields = []
         for item in error.errors():
-            problem = item.get("msg") or item.get("type", "invalid")
+            problem = str(item.get("msg") or item.get("type", "invalid"))
+            problem = problem.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            loc = item.get("loc", ())
             if item.get("type") == "json_invalid":
-                problem = "the body is not valid JSON"
+                # its location is the character offset (`body.9`): the body is what is wrong
+                problem, loc = "the body is not valid JSON", ("body",)
             fields.append(
                 {
-                    "field": _field(item.get("loc", ())),
+                    "field": _field(loc),
                     "problem": problem,
                     "type": item.get("type", "invalid"),
                 }
@@ -93,13 +99,21 @@ def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver
 
     @app.exception_handler(SotongError)
     def _domain(error: SotongError) -> Response[str]:
-        return _error(error.status, error.body())
+        answer = _error(error.status, error.body())
+        wait = error.details.get("retry_after_s")
+        if isinstance(wait, int | float) and wait > 0:
+            answer.headers["Retry-After"] = str(math.ceil(wait))
+        return answer
 
     return app
 
 
+@secured  # security headers on every answer, 4xx included (sotong/web/headers.py)
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve an API Gateway proxy event; content types the route does not take are a 415."""
+    refused = _refused(event, app)
+    if refused is not None:
+        return refused
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     content_type = str(headers.get("content-type", "")).lower()
     accepted = OTHER_BODIES.get(str(event.get("resource") or ""), (JSON,))
@@ -134,29 +148,51 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     return app.resolve(event, context)
 
 
-@dataclass(frozen=True)
-class Staff:
-    username: str
-    role: str
-    department: str | None
-
-    def sees_department(self, department: str) -> bool:
-        return self.role == "cs_admin" or department == self.department
-
-
 def current_staff(app: APIGatewayRestResolver) -> Staff:
-    """The signed-in staff member, from the Cognito authorizer's claims."""
-    claims = (
-        (app.current_event.request_context.authorizer.claims or {}) if app.current_event else {}
-    )
-    groups = claims.get("cognito:groups") or ""
-    if isinstance(groups, str):
-        groups = [g for g in groups.replace(",", " ").strip("[]").split() if g]
-    role = next((g for g in STAFF_ROLES if g in groups), None)
-    username = claims.get("cognito:username") or claims.get("username") or claims.get("sub")
-    if not username or role is None:
+    """The signed-in staff member `resolve` checked against the route's roles."""
+    staff = app.context.get("staff")
+    if not isinstance(staff, Staff):
         raise Unauthorized("a staff sign-in with a role is required")
-    return Staff(username=username, role=role, department=claims.get("custom:department") or None)
+    return staff
+
+
+def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": JSON},
+        "body": json.dumps(body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
+
+
+def _refused(event: dict[str, Any], app: APIGatewayRestResolver) -> dict[str, Any] | None:
+    """A 401 or 403 for a staff route the caller's groups do not allow; otherwise None, with the
+    staff member in the resolver's context for the handler."""
+    found = resources.route(str(event.get("httpMethod")), str(event.get("resource")))
+    if found is None or found.auth != "staff":
+        return None
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    staff = staff_from_claims(authorizer.get("claims") or {})
+    if staff is None:
+        return _answer(
+            401,
+            Unauthorized(
+                "a staff sign-in with a role group (and, for department staff and reception, "
+                "one department group) is required"
+            ).body(),
+        )
+    if staff.role not in found.roles:
+        allowed = ", ".join(found.roles)
+        return _answer(
+            403,
+            Forbidden(
+                f"{found.method} {found.path} is for {allowed}; you are {staff.role}",
+                role=staff.role,
+                allowed_roles=list(found.roles),
+            ).body(),
+        )
+    app.append_context(staff=staff)
+    return None
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

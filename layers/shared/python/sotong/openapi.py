@@ -327,8 +327,9 @@ def document(
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "The ID token of the hospital's Cognito user pool, checked by "
-                    "API Gateway's Cognito authorizer; the user's group (cs_admin, "
-                    "department_staff) and custom:department decide what they may see.",
+                    "API Gateway's Cognito authorizer; the user's role group (cs_admin, "
+                    "department_staff, reception, qi) and department group (dept-<id>) decide "
+                    "what they may do and see: each operation's x-roles (docs/roles.md).",
                 }
             },
         },
@@ -354,8 +355,17 @@ def _operation(operation: dict[str, Any], route: Route) -> dict[str, Any]:
         }
     if route.auth == "staff":
         operation["security"] = [{SECURITY_SCHEME: []}]
+        operation["x-roles"] = list(route.roles)
+        operation["description"] = (
+            f"**Roles:** {', '.join(route.roles)} (docs/roles.md)\n\n"
+            + operation.get("description", "")
+        ).strip()
         responses["401"] = {
             "description": "No staff sign-in, or a token that is not valid or has no role",
+            "content": {"application/json": {"schema": _ref("Problem")}},
+        }
+        responses["403"] = {
+            "description": f"Signed in with a role other than {', '.join(route.roles)}",
             "content": {"application/json": {"schema": _ref("Problem")}},
         }
     else:

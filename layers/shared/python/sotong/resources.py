@@ -9,10 +9,27 @@ named here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Literal
 
-Access = Literal["read", "write"]
+from sotong.staff import ROLES, Role
+
+DynamoAction = Literal[
+    "GetItem",
+    "BatchGetItem",
+    "Query",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "ConditionCheckItem",
+]
+HASH_KEY_ENV = "SOTONG_HASH_KEY_SECRET"
+"""ARN of the stack-generated HMAC key of the keyed digests (`sotong.keys` reads it), set on
+every function with `hash_key`."""
+SenderSecret = Literal["kakao_sender_key", "provider_credentials", "webhook_secret"]
+"""The hospital config's secret references (`sender.<name>`, see `HospitalConfig.secret_refs`)."""
 Auth = Literal["public", "staff"]
 
 
@@ -106,20 +123,58 @@ class EventRule:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """DynamoDB actions a function may take on a table, or (`index`) Query on one of its GSIs.
+
+    IAM has no transaction actions: each action of a TransactWriteItems needs its own (Put ->
+    PutItem, Update -> UpdateItem, Delete -> DeleteItem, ConditionCheck -> ConditionCheckItem),
+    and TransactGetItems needs GetItem. `keys`, when given, become a `dynamodb:LeadingKeys`
+    condition (ForAllValues:StringLike): the partition keys the function may touch, `*` for
+    any rest (`CMP#*`), on every item of a batch or transaction. On an index Query the leading
+    key is the index's partition key (`gsi3pk`), not the table's."""
+
+    table: str
+    actions: tuple[DynamoAction, ...]
+    index: str | None = None
+    keys: tuple[str, ...] | None = None
+    why: str = ""
+    """Why a far-reaching grant (a table-wide delete or batch write) is needed."""
+
+    def __post_init__(self) -> None:
+        if self.index is not None and self.actions != ("Query",):
+            raise ValueError(f"an index grant ({self.index}) is Query only, not {self.actions}")
+        if "Scan" in self.actions:
+            raise ValueError("no function may Scan: every read is a key lookup or a Query")
+
+    def allows(self, action: str, table: str, index: str | None, key: str) -> bool:
+        return (
+            table == self.table
+            and index == self.index
+            and action in self.actions
+            and (self.keys is None or any(fnmatchcase(key, pattern) for pattern in self.keys))
+        )
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     handler: str
     description: str
     memory_mb: int = 512
     timeout_s: int = 15
-    tables: dict[str, Access] = field(default_factory=dict)
+    data: tuple[Grant, ...] = ()
+    """Every DynamoDB permission the function has: one IAM statement per grant."""
     sends_to: tuple[str, ...] = ()
     reads_dlqs_of: tuple[str, ...] = ()
     trigger: QueueTrigger | None = None
     stream: StreamTrigger | None = None
     schedule: Schedule | None = None
     event_rule: EventRule | None = None
-    reads_secrets: bool = False
+    secrets: tuple[SenderSecret, ...] = ()
+    """The hospital secrets it reads (GetSecretValue on exactly those)."""
+    hash_key: bool = False
+    """Computes keyed digests (`sotong.keys`: recipient keys, tombstones, signed cursors): gets
+    `SOTONG_HASH_KEY_SECRET` and may read that one stack-generated secret."""
     sends_email: bool = False
     uses_bedrock: bool = False
     """May call the Bedrock model the hospital config names (`complaints.bedrock_model_id`)."""
@@ -128,6 +183,16 @@ class Function:
     def module(self) -> str:
         return self.handler.rsplit(".", 1)[0]
 
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The tables it reaches (it gets their environment variables)."""
+        return tuple(dict.fromkeys(grant.table for grant in self.data))
+
+    def allows(self, action: DynamoAction, table: str, index: str | None, key: str) -> bool:
+        """Whether its grants allow `action` on `table` (or its `index`) for partition key
+        `key` (the index's partition key for an index Query), as IAM decides it."""
+        return any(grant.allows(action, table, index, key) for grant in self.data)
+
 
 @dataclass(frozen=True)
 class Route:
@@ -135,6 +200,8 @@ class Route:
     path: str
     function: str
     auth: Auth
+    roles: tuple[Role, ...] = ()
+    """The staff roles that may call a staff route (none for a public one)."""
 
 
 MAIN = Table(
@@ -151,13 +218,9 @@ MAIN = Table(
     ttl_attribute="expires_at",
     stream="NEW_IMAGE",
 )
-IDEMPOTENCY = Table(
-    name="idempotency",
-    env="SOTONG_IDEMPOTENCY_TABLE",
-    partition_key="id",
-    ttl_attribute="expiration",
-)
-TABLES: tuple[Table, ...] = (MAIN, IDEMPOTENCY)
+TABLES: tuple[Table, ...] = (MAIN,)
+"""Idempotency lives in the records table (conditional writes on business keys); there is no
+separate idempotency table."""
 
 NOTIFICATIONS = Queue(
     name="notifications",
@@ -172,41 +235,93 @@ FUNCTIONS: tuple[Function, ...] = (
         name="public_api",
         handler="public_api.handler",
         description="Public HTTP API: health, and what patients reach without an account",
-        tables={MAIN.name: "write", IDEMPOTENCY.name: "write"},
+        data=(
+            # complaints with their contact pointers, the form's consent audit and the receipt
+            # SMS they queue; the per-IP and per-code attempt counters; nothing of patients,
+            # message records or opt-outs
+            Grant(
+                MAIN.name,
+                ("GetItem", "PutItem", "UpdateItem"),
+                keys=("CMP#*", "CONTACT#*", "CONSENT#*", "TXOUT#*", "LIMIT#*", "TRACKFAIL#*"),
+            ),
+            Grant(MAIN.name, ("Query",), index="gsi3", keys=("TRACK#*",)),
+        ),
+        hash_key=True,
     ),
     Function(
         name="staff_api",
         handler="staff_api.handler",
         description="Staff HTTP API behind the Cognito authorizer",
-        tables={MAIN.name: "write", IDEMPOTENCY.name: "write"},
+        data=(
+            Grant(MAIN.name, ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem")),
+            Grant(
+                MAIN.name,
+                ("DeleteItem",),
+                keys=("SENDER#*",),
+                why="closing a complaint forgets the sender's open-complaint pointer",
+            ),
+            Grant(MAIN.name, ("Query",), index="gsi1"),  # inboxes by department, per recipient
+            Grant(MAIN.name, ("Query",), index="gsi3"),  # messages about a complaint
+            Grant(MAIN.name, ("Query",), index="gsi4"),  # the all-departments inbox
+        ),
+        hash_key=True,
     ),
     Function(
         name="notification_sender",
         handler="notification_sender.handler",
         description="Renders, checks, sends and records message requests, in batches",
         timeout_s=60,
-        tables={MAIN.name: "write"},
+        data=(Grant(MAIN.name, ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem")),),
         trigger=QueueTrigger(
             queue=NOTIFICATIONS.name,
             batch_size=100,
             max_batching_window_s=2,
             concurrency_per_rate=0.05,
         ),
-        reads_secrets=True,
+        secrets=("provider_credentials", "kakao_sender_key"),
+        hash_key=True,
         sends_email=True,
     ),
     Function(
         name="provider_webhook",
         handler="provider_webhook.handler",
         description="Provider callbacks: delivery reports, inbound SMS/KakaoTalk, opt-outs",
-        tables={MAIN.name: "write"},
-        reads_secrets=True,
+        data=(
+            # inbound messages (complaints, replies to a recall: the patient's conversation and
+            # consents), delivery reports on message records, opt-outs, and what they queue
+            Grant(
+                MAIN.name,
+                ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"),
+                keys=(
+                    "CMP#*",
+                    "CONTACT#*",
+                    "SENDER#*",
+                    "INBOUND#*",
+                    "PAT#*",
+                    "MSG#*",
+                    "OPTOUT#*",
+                    "ERASED#*",
+                    "CONSENT#*",
+                    "TXOUT#*",
+                ),
+            ),
+            Grant(MAIN.name, ("Query",), index="gsi3", keys=("PHONE#*",)),  # patient by phone
+        ),
+        secrets=("webhook_secret",),
+        hash_key=True,
     ),
     Function(
         name="email_events",
         handler="email_events.handler",
         description="SES delivery events (delivered, bounced, complained) onto message records",
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(
+                MAIN.name,
+                ("GetItem", "PutItem", "UpdateItem"),
+                keys=("MSG#*", "OPTOUT#*", "CONSENT#*"),
+            ),
+        ),
+        hash_key=True,
         event_rule=EventRule(
             "aws.ses",
             ("Email Delivered", "Email Bounced", "Email Complaint Received", "Email Rejected"),
@@ -218,21 +333,49 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="sla_sweeper.handler",
         description="Escalates complaints past their SLA: department head, then CS admin",
         timeout_s=60,
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(MAIN.name, ("GetItem", "PutItem", "UpdateItem")),
+            Grant(MAIN.name, ("Query",), index="gsi2"),  # SLA# hour buckets
+        ),
         schedule=Schedule("rate(5 minutes)", description="escalate overdue complaints"),
     ),
     Function(
         name="recall_api",
         handler="recall_api.handler",
         description="Staff API for patients, treatments, touchpoints and conversations",
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(
+                MAIN.name,
+                (
+                    "GetItem",
+                    "BatchGetItem",
+                    "Query",
+                    "PutItem",
+                    "UpdateItem",
+                    "DeleteItem",
+                    "BatchWriteItem",
+                ),
+                why="an erasure (DELETE /patients/{id}) deletes the patient's items, complaints, "
+                "message records and pending requests wherever they are; an EMR import writes "
+                "its rows 25 to a request",
+            ),
+            Grant(MAIN.name, ("Query",), index="gsi1"),  # segments by tag, per recipient
+            Grant(MAIN.name, ("Query",), index="gsi2"),  # pending outbox items (erasure)
+            Grant(MAIN.name, ("Query",), index="gsi3"),  # patients by phone, messages by ref
+        ),
+        hash_key=True,
     ),
     Function(
         name="recall_dispatcher",
         handler="recall_dispatcher.handler",
         description="Enqueues due touchpoints; cancellation rules are checked at dispatch",
         timeout_s=120,
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(MAIN.name, ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem")),
+            Grant(MAIN.name, ("DeleteItem",), keys=("LEASE",), why="releases its run's lease"),
+            Grant(MAIN.name, ("Query",), index="gsi2"),  # DUE# hour buckets
+        ),
+        hash_key=True,
         schedule=Schedule("rate(1 minute)", description="send the touchpoints that are due"),
     ),
     Function(
@@ -240,7 +383,16 @@ FUNCTIONS: tuple[Function, ...] = (
         handler="notification_release.handler",
         description="Puts held messages (quiet hours, not-before) back on the queue when due",
         timeout_s=60,
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(MAIN.name, ("GetItem", "PutItem"), keys=("WATERMARK",)),
+            Grant(
+                MAIN.name,
+                ("BatchWriteItem",),
+                keys=("TXOUT#*",),
+                why="writes the released requests to the outbox, 25 to a request",
+            ),
+            Grant(MAIN.name, ("Query",), index="gsi2"),  # HELD# hour buckets
+        ),
         schedule=Schedule("rate(5 minutes)", description="release held messages that are due"),
     ),
 )
@@ -251,7 +403,14 @@ FUNCTIONS += (
         handler="outbox_relay.handler",
         description="Puts new outbox items (message requests) on the notification queue",
         timeout_s=60,
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(
+                MAIN.name,
+                ("BatchWriteItem",),
+                keys=("TXOUT#*",),
+                why="deletes the outbox items SQS took, 25 to a request",
+            ),
+        ),
         sends_to=(NOTIFICATIONS.name,),
         stream=StreamTrigger(table=MAIN.name, key_prefix="TXOUT#"),
     ),
@@ -262,7 +421,7 @@ FUNCTIONS += (
         "and page the on-call contact",
         timeout_s=60,
         memory_mb=1024,
-        tables={MAIN.name: "write"},
+        data=(Grant(MAIN.name, ("GetItem", "Query", "PutItem", "UpdateItem")),),
         stream=StreamTrigger(
             table=MAIN.name,
             key_prefix="CMP#",
@@ -271,6 +430,7 @@ FUNCTIONS += (
             events=("INSERT",),
             batch_size=20,
         ),
+        hash_key=True,
         uses_bedrock=True,
     ),
     Function(
@@ -278,7 +438,16 @@ FUNCTIONS += (
         handler="outbox_sweeper.handler",
         description="Publishes outbox items the stream relay missed (the safety net)",
         timeout_s=60,
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(MAIN.name, ("GetItem",), keys=("TXOUT#*",)),
+            Grant(
+                MAIN.name,
+                ("BatchWriteItem",),
+                keys=("TXOUT#*",),
+                why="deletes the outbox items SQS took, 25 to a request",
+            ),
+            Grant(MAIN.name, ("Query",), index="gsi2", keys=("TXOUT#*",)),  # pending shards
+        ),
         sends_to=(NOTIFICATIONS.name,),
         schedule=Schedule("rate(1 minute)", description="publish outbox items left pending"),
     ),
@@ -288,7 +457,13 @@ FUNCTIONS += (
         description="Runs campaign jobs: pages through segments, writes their messages at the "
         "send rate",
         timeout_s=120,
-        tables={MAIN.name: "write"},
+        data=(
+            Grant(MAIN.name, ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem")),
+            Grant(MAIN.name, ("DeleteItem",), keys=("LEASE",), why="releases its run's lease"),
+            Grant(MAIN.name, ("Query",), index="gsi1"),  # segments by tag
+            Grant(MAIN.name, ("Query",), index="gsi2"),  # active campaigns
+        ),
+        hash_key=True,
         schedule=Schedule("rate(1 minute)", description="advance running campaigns"),
     ),
 )
@@ -301,45 +476,63 @@ def sender_concurrency(rate_per_second: float, trigger: QueueTrigger) -> int | N
     return max(2, min(1000, math.ceil(rate_per_second * trigger.concurrency_per_rate)))
 
 
+# Who may call each staff route (docs/roles.md says what each may then see there: department
+# staff and reception only their department's complaints and patients).
+ADMIN: tuple[Role, ...] = ("cs_admin",)
+CLINICAL: tuple[Role, ...] = ("cs_admin", "department_staff")
+REGISTRARS: tuple[Role, ...] = ("cs_admin", "department_staff", "reception")
+HANDLERS: tuple[Role, ...] = REGISTRARS
+ALL_STAFF: tuple[Role, ...] = ROLES
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "public_api", "public"),
     Route("POST", "/complaints", "public_api", "public"),
     Route("GET", "/track/{code}", "public_api", "public"),
     Route("POST", "/survey", "public_api", "public"),
     Route("GET", "/pages/{page}", "public_api", "public"),
-    Route("GET", "/inbox", "staff_api", "staff"),
-    Route("POST", "/staff/complaints", "staff_api", "staff"),
-    Route("GET", "/complaints/{complaint_id}", "staff_api", "staff"),
-    Route("POST", "/complaints/{complaint_id}/status", "staff_api", "staff"),
-    Route("POST", "/complaints/{complaint_id}/assign", "staff_api", "staff"),
-    Route("POST", "/complaints/{complaint_id}/classification", "staff_api", "staff"),
-    Route("POST", "/complaints/{complaint_id}/replies", "staff_api", "staff"),
-    Route("POST", "/complaints/{complaint_id}/resolve", "staff_api", "staff"),
-    Route("POST", "/complaints/{complaint_id}/close", "staff_api", "staff"),
-    Route("POST", "/complaints/{complaint_id}/reopen", "staff_api", "staff"),
-    Route("GET", "/reports/complaints", "staff_api", "staff"),
-    Route("GET", "/outbox", "staff_api", "staff"),
-    Route("GET", "/messages", "staff_api", "staff"),
-    Route("GET", "/messages/{message_id}", "staff_api", "staff"),
-    Route("POST", "/patients", "recall_api", "staff"),
-    Route("GET", "/patients/{patient_id}", "recall_api", "staff"),
-    Route("DELETE", "/patients/{patient_id}", "recall_api", "staff"),
-    Route("POST", "/patients/{patient_id}/treatments", "recall_api", "staff"),
-    Route("POST", "/patients/{patient_id}/treatments/{treatment_id}/date", "recall_api", "staff"),
-    Route("POST", "/patients/{patient_id}/appointments", "recall_api", "staff"),
-    Route("GET", "/patients/{patient_id}/touchpoints", "recall_api", "staff"),
+    Route("GET", "/inbox", "staff_api", "staff", ALL_STAFF),
+    Route("POST", "/staff/complaints", "staff_api", "staff", HANDLERS),
+    Route("GET", "/complaints/{complaint_id}", "staff_api", "staff", ALL_STAFF),
+    Route("POST", "/complaints/{complaint_id}/status", "staff_api", "staff", HANDLERS),
+    Route("POST", "/complaints/{complaint_id}/assign", "staff_api", "staff", HANDLERS),
+    Route("POST", "/complaints/{complaint_id}/classification", "staff_api", "staff", HANDLERS),
+    Route("POST", "/complaints/{complaint_id}/replies", "staff_api", "staff", HANDLERS),
+    Route("POST", "/complaints/{complaint_id}/resolve", "staff_api", "staff", HANDLERS),
+    Route("POST", "/complaints/{complaint_id}/close", "staff_api", "staff", HANDLERS),
+    Route("POST", "/complaints/{complaint_id}/reopen", "staff_api", "staff", HANDLERS),
+    Route("GET", "/reports/complaints", "staff_api", "staff", ALL_STAFF),
+    Route("GET", "/outbox", "staff_api", "staff", ADMIN),
+    Route("GET", "/messages", "staff_api", "staff", HANDLERS),
+    Route("GET", "/messages/{message_id}", "staff_api", "staff", ADMIN),
+    Route("POST", "/patients", "recall_api", "staff", REGISTRARS),
+    Route("GET", "/patients/{patient_id}", "recall_api", "staff", REGISTRARS),
+    Route("DELETE", "/patients/{patient_id}", "recall_api", "staff", ADMIN),
+    Route("POST", "/patients/{patient_id}/treatments", "recall_api", "staff", CLINICAL),
     Route(
-        "POST", "/patients/{patient_id}/touchpoints/{touchpoint_id}/cancel", "recall_api", "staff"
+        "POST",
+        "/patients/{patient_id}/treatments/{treatment_id}/date",
+        "recall_api",
+        "staff",
+        CLINICAL,
     ),
-    Route("POST", "/patients/{patient_id}/pause", "recall_api", "staff"),
-    Route("GET", "/patients/{patient_id}/conversation", "recall_api", "staff"),
-    Route("POST", "/patients/{patient_id}/conversation", "recall_api", "staff"),
-    Route("POST", "/segments/count", "recall_api", "staff"),
-    Route("POST", "/segments/list", "recall_api", "staff"),
-    Route("POST", "/campaigns", "recall_api", "staff"),
-    Route("GET", "/campaigns/{campaign_id}", "recall_api", "staff"),
-    Route("POST", "/campaigns/{campaign_id}/cancel", "recall_api", "staff"),
-    Route("POST", "/imports/treatments", "recall_api", "staff"),
+    Route("POST", "/patients/{patient_id}/appointments", "recall_api", "staff", REGISTRARS),
+    Route("GET", "/patients/{patient_id}/touchpoints", "recall_api", "staff", CLINICAL),
+    Route(
+        "POST",
+        "/patients/{patient_id}/touchpoints/{touchpoint_id}/cancel",
+        "recall_api",
+        "staff",
+        CLINICAL,
+    ),
+    Route("POST", "/patients/{patient_id}/pause", "recall_api", "staff", REGISTRARS),
+    Route("GET", "/patients/{patient_id}/conversation", "recall_api", "staff", CLINICAL),
+    Route("POST", "/patients/{patient_id}/conversation", "recall_api", "staff", CLINICAL),
+    Route("POST", "/segments/count", "recall_api", "staff", CLINICAL),
+    Route("POST", "/segments/list", "recall_api", "staff", CLINICAL),
+    Route("POST", "/campaigns", "recall_api", "staff", ADMIN),
+    Route("GET", "/campaigns/{campaign_id}", "recall_api", "staff", CLINICAL),
+    Route("POST", "/campaigns/{campaign_id}/cancel", "recall_api", "staff", ADMIN),
+    Route("POST", "/imports/treatments", "recall_api", "staff", CLINICAL),
     Route("POST", "/webhooks/inbound", "provider_webhook", "public"),
     Route("POST", "/webhooks/reports", "provider_webhook", "public"),
 )
@@ -355,6 +548,11 @@ def queue(name: str) -> Queue:
 
 def function(name: str) -> Function:
     return next(f for f in FUNCTIONS if f.name == name)
+
+
+def route(method: str, path: str) -> Route | None:
+    """The route API Gateway matched; `path` is its resource path (`/patients/{patient_id}`)."""
+    return next((r for r in ROUTES if r.method == method and r.path == path), None)
 
 
 def routes_of(function_name: str) -> tuple[Route, ...]:

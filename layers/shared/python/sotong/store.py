@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from sotong.clock import iso
-from sotong.resources import IDEMPOTENCY, MAIN, Table
+from sotong.resources import MAIN, Table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,10 +33,6 @@ def dynamodb() -> DynamoDBClient:
 
 def table_name(table: Table = MAIN) -> str:
     return os.environ[table.env]
-
-
-def idempotency_table_name() -> str:
-    return os.environ[IDEMPOTENCY.env]
 
 
 def _to_dynamo(value: Any) -> Any:

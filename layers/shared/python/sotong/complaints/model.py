@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from sotong.config.schema import Email, Phone
+from sotong.config.schema import Phone
+from sotong.dates import VisitDay
+from sotong.fields import ContactEmail, Line, MobilePhone, StrictBool, StrictInt, Text
 
 Kind = Literal["complaint", "suggestion", "compliment"]
 UrgencyLevel = Literal["critical", "high", "normal"]
@@ -42,18 +44,50 @@ def new_tracking_code() -> str:
     return f"{raw[:4]}-{raw[4:]}"
 
 
+_CODE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212\uff0d]")
+
+
 def normalize_code(code: str) -> str:
-    compact = code.strip().upper().replace("-", "").replace(" ", "")
-    compact = compact.replace("O", "0").replace("I", "1")
+    """A tracking code as people type it, in the one form it is stored and limited by:
+    upper case, without spaces and dashes (any kind), `ABCD-2345` when 8 characters long.
+    Every use goes through it (the lookup, the per-code limit, the survey), so one code has one
+    spelling: `abcd 2345`, `ABCD–2345` and `AB CD-23 45` are the same code."""
+    compact = _CODE_SEPARATORS.sub("", code)
+    # ASCII only: "ß".upper() is "SS", "ﬀ".upper() "FF" — other spellings of a code
+    compact = "".join(c.upper() if c.isascii() else c for c in compact)
     return f"{compact[:4]}-{compact[4:]}" if len(compact) == 8 else compact
+
+
+def tracking_code(raw: str) -> str:
+    """`normalize_code`, or ValueError when the result cannot be a code: 8 characters of the
+    code alphabet (digits 2-9 and capital letters without I and O)."""
+    code = normalize_code(raw)
+    compact = code.replace("-", "")
+    if len(compact) != 8 or any(c not in _CODE_ALPHABET for c in compact):
+        raise ValueError(
+            "a tracking code is 8 characters, digits 2-9 and letters A-Z without I and O "
+            "(e.g. ABCD-2345)"
+        )
+    return code
 
 
 class PatientContact(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, max_length=50, examples=["홍길동"])
-    phone: Phone | None = Field(default=None, examples=["010-1234-5678"])
-    email: Email | None = Field(default=None, max_length=254, examples=["patient@example.com"])
+    name: Line | None = Field(default=None, max_length=50, examples=["홍길동"])
+    phone: MobilePhone | None = Field(
+        default=None, examples=["010-1234-5678"], description="mobile, for SMS"
+    )
+    email: ContactEmail | None = Field(
+        default=None, max_length=254, examples=["patient@example.com"]
+    )
+
+
+class SenderContact(PatientContact):
+    """The contact of a complaint a text message started: the number it came from, whatever
+    kind (it reached us, so it is where to answer)."""
+
+    phone: Phone | None = None
 
 
 class ComplaintSubmission(BaseModel):
@@ -77,12 +111,16 @@ class ComplaintSubmission(BaseModel):
     )
 
     kind: Kind | None = Field(default=None, description="left out: the classifier decides")
-    text: str = Field(min_length=5, max_length=4000, examples=["대기시간이 너무 길었습니다."])
-    category_hint: str | None = Field(default=None, max_length=40, examples=["wait_time"])
+    text: Text = Field(min_length=5, max_length=4000, examples=["대기시간이 너무 길었습니다."])
+    category_hint: Line | None = Field(default=None, max_length=40, examples=["wait_time"])
     contact: PatientContact = Field(default_factory=PatientContact)
-    consent_to_contact: bool = Field(description="may the hospital contact the patient about it")
-    department: str | None = Field(default=None, max_length=40, examples=["dental"])
-    visit_date: date | None = Field(default=None, examples=["2026-11-20"])
+    consent_to_contact: StrictBool = Field(
+        description="may the hospital contact the patient about it"
+    )
+    department: Line | None = Field(default=None, max_length=40, examples=["dental"])
+    visit_date: VisitDay | None = Field(
+        default=None, examples=["2026-11-20"], description="10 years back to today"
+    )
     channel: Literal["web", "app"] = "web"
 
     @field_validator("consent_to_contact")
@@ -104,7 +142,8 @@ at most 2,000 bytes); a longer message is still stored whole, beside the complai
 class InboundSubmission(ComplaintSubmission):
     """A complaint an SMS/KakaoTalk message starts: never refused for the length of its text."""
 
-    text: str = Field(min_length=1, max_length=MAX_INBOUND_TEXT)
+    text: Text = Field(min_length=1, max_length=MAX_INBOUND_TEXT)
+    contact: SenderContact = Field(default_factory=SenderContact)
 
 
 class StaffEntry(ComplaintSubmission):
@@ -136,7 +175,7 @@ class Transition(BaseModel):
     )
 
     status: Status
-    note: str | None = Field(default=None, max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class Assignment(BaseModel):
@@ -150,9 +189,9 @@ class Assignment(BaseModel):
         },
     )
 
-    assignee: str | None = Field(default=None, max_length=100, examples=["kim.minji"])
-    department: str | None = Field(default=None, max_length=40, examples=["front_desk"])
-    note: str | None = Field(default=None, max_length=2000)
+    assignee: Line | None = Field(default=None, max_length=100, examples=["kim.minji"])
+    department: Line | None = Field(default=None, max_length=40, examples=["front_desk"])
+    note: Text | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _something(self) -> Assignment:
@@ -172,9 +211,9 @@ class Correction(BaseModel):
     )
 
     kind: Kind | None = None
-    category: str | None = Field(default=None, max_length=40)
+    category: Line | None = Field(default=None, max_length=40)
     urgency: UrgencyLevel | None = None
-    note: str | None = Field(default=None, max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class Reply(BaseModel):
@@ -191,8 +230,11 @@ class Reply(BaseModel):
         },
     )
 
-    message: str = Field(min_length=1, max_length=1000)
-    notify_patient: bool = True
+    message: Text = Field(min_length=1, max_length=1000)
+    notify_patient: StrictBool = True
+    confirm_health_terms: StrictBool = Field(
+        default=False, description="send even though the message names a diagnosis or treatment"
+    )
 
 
 class Resolution(BaseModel):
@@ -210,9 +252,12 @@ class Resolution(BaseModel):
         },
     )
 
-    outcome: str = Field(min_length=1, max_length=1000, description="what the patient is told")
-    note: str | None = Field(default=None, max_length=2000, description="internal note")
-    notify_patient: bool = True
+    outcome: Text = Field(min_length=1, max_length=1000, description="what the patient is told")
+    note: Text | None = Field(default=None, max_length=2000, description="internal note")
+    notify_patient: StrictBool = True
+    confirm_health_terms: StrictBool = Field(
+        default=False, description="send even though the outcome names a diagnosis or treatment"
+    )
 
 
 class Note(BaseModel):
@@ -222,7 +267,7 @@ class Note(BaseModel):
         json_schema_extra={"examples": [{"note": "환자분과 통화로 확인함"}]},
     )
 
-    note: str | None = Field(default=None, max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000)
 
 
 class SurveyAnswer(BaseModel):
@@ -241,7 +286,7 @@ class SurveyAnswer(BaseModel):
         },
     )
 
-    code: str = Field(min_length=8, max_length=12, examples=["ABCD-2345"])
-    token: str = Field(min_length=10, max_length=64)
-    score: int = Field(ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=1000)
+    code: Line = Field(min_length=8, max_length=12, examples=["ABCD-2345"])
+    token: Line = Field(min_length=10, max_length=64)
+    score: StrictInt = Field(ge=1, le=5)
+    comment: Text | None = Field(default=None, max_length=1000)

@@ -57,6 +57,7 @@ def complaints_in(start: datetime, end: datetime) -> list[dict[str, Any]]:
     since, until = clock.iso(start), clock.iso(end)
     for state in ("open", "resolved", "closed"):
         cursor: str | None = None
+        scope = repo.inbox_scope(repo.ALL_DEPARTMENTS, state, since, until, None, None)
         while True:
             items, cursor = repo.inbox(
                 repo.ALL_DEPARTMENTS,
@@ -64,7 +65,7 @@ def complaints_in(start: datetime, end: datetime) -> list[dict[str, Any]]:
                 limit=500,
                 since=since,
                 until=until,
-                cursor=repo.cursor_in(cursor) if cursor else None,
+                cursor=repo.cursor_in(cursor, scope) if cursor else None,
             )
             found += [i for i in items if since <= i["created_at"] < until]
             if not cursor:

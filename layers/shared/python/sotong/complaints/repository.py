@@ -15,14 +15,14 @@
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sotong import clock, store
+from sotong import clock, keys, store
 from sotong.complaints.model import state_of
 
 ALL_DEPARTMENTS = "*"
@@ -201,17 +201,39 @@ def by_code(code: str) -> dict[str, Any] | None:
     return strip(store.from_item(items[0])) if items else None
 
 
-def _cursor_out(key: dict[str, Any] | None) -> str | None:
+def inbox_scope(
+    department: str,
+    state: str,
+    since: str | None,
+    until: str | None,
+    status: str | None,
+    urgency: str | None,
+) -> str:
+    """What a cursor is bound to: the listing it came from (another department's, another
+    state's or another filter's listing is not paged with it)."""
+    parts = (department, state, since or "", until or "", status or "", urgency or "")
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def _cursor_out(key: dict[str, Any] | None, scope: str) -> str | None:
+    """The next page's cursor: the DynamoDB key where the page stopped, signed (`keys.sign`), so
+    a client can hand it back but not make one up."""
     if not key:
         return None
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+    strings = {name: value["S"] for name, value in key.items()}
+    return keys.sign(json.dumps({"k": strings, "q": scope}, separators=(",", ":")).encode())
 
 
-def cursor_in(cursor: str) -> dict[str, Any]:
-    data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    if not isinstance(data, dict):
-        raise ValueError("not a cursor")
-    return data
+def cursor_in(cursor: str, scope: str) -> dict[str, Any]:
+    """The DynamoDB key a cursor of `_cursor_out` carries; ValueError for anything else: edited,
+    forged, garbled, or from another listing than `scope`."""
+    payload = keys.unsign(cursor)
+    if payload is None:
+        raise ValueError("not a cursor from a previous page")
+    data = json.loads(payload)
+    if data.get("q") != scope:
+        raise ValueError("a cursor from another listing (other department, state or filters)")
+    return {name: {"S": value} for name, value in data["k"].items()}
 
 
 def inbox(
@@ -258,7 +280,8 @@ def inbox(
         kwargs["ExclusiveStartKey"] = cursor
     response = store.dynamodb().query(**kwargs)
     items = [strip(store.from_item(i)) for i in response.get("Items", [])]
-    return items, _cursor_out(response.get("LastEvaluatedKey"))
+    scope = inbox_scope(department, state, since, until, status, urgency)
+    return items, _cursor_out(response.get("LastEvaluatedKey"), scope)
 
 
 def due_sla(since: datetime, until: datetime) -> list[dict[str, Any]]:
@@ -316,3 +339,79 @@ def hit_rate_limit(name: str, window_s: int, limit: int) -> bool:
         if store.conditional_failed(error):
             return True
         raise
+
+
+# --- erasure ------------------------------------------------------------------------------------
+CONTACT_PREFIX = "CONTACT#"
+"""`CONTACT#<recipient key>` / `CMP#<complaint id>`: a complaint that gave this phone or e-mail
+(written with the complaint), so an erasure finds a person's complaints without a Scan."""
+
+
+def contact_action(contact_key: str, complaint_id: str) -> dict[str, Any]:
+    """The `Put` of a complaint's contact pointer, to join the complaint's own write."""
+    item = {"pk": CONTACT_PREFIX + contact_key, "sk": f"CMP#{complaint_id}"}
+    return store.put_action({**item, "complaint_id": complaint_id})
+
+
+def complaints_of_contact(contact_key: str) -> list[str]:
+    """Ids of the complaints that gave this phone or e-mail (its recipient key)."""
+    ids: list[str] = []
+    paginator = store.dynamodb().get_paginator("query")
+    for page in paginator.paginate(
+        TableName=store.table_name(),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+        ExpressionAttributeValues=store.values(pk=CONTACT_PREFIX + contact_key, c="CMP#"),
+        ConsistentRead=True,
+    ):
+        ids += [store.from_item(item)["complaint_id"] for item in page.get("Items", [])]
+    return ids
+
+
+def _partition_keys(partition: str) -> list[dict[str, Any]]:
+    keys: list[dict[str, Any]] = []
+    paginator = store.dynamodb().get_paginator("query")
+    for page in paginator.paginate(
+        TableName=store.table_name(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues=store.values(pk=partition),
+        ProjectionExpression="pk, sk",
+        ConsistentRead=True,
+    ):
+        keys += page.get("Items", [])
+    return keys
+
+
+def erase(complaint: dict[str, Any], contact_keys: list[str]) -> dict[str, int]:
+    """Delete one complaint and everything that names it: its partition (the complaint, every
+    inbound message), its contact pointers, its open-sender pointer, its correction label, its
+    tracking code's rate-limit windows. Returns the items removed by kind; the inbound message
+    keys it held are left to the caller (`inbound_keys`)."""
+    cid = complaint["id"]
+    removed: dict[str, int] = {}
+    parts = _partition_keys(pk(cid))
+    removed["complaint_messages"] = sum(1 for k in parts if k["sk"]["S"].startswith("MSG#"))
+    doomed = list(parts)
+    for key in contact_keys:
+        doomed.append(store.key(CONTACT_PREFIX + key, f"CMP#{cid}"))
+        forget_open(key, cid)
+    at = (complaint.get("correction") or {}).get("at")
+    if isinstance(at, str):
+        doomed.append(store.key(f"LABEL#{at[:7]}", f"{at}#{cid}"))
+    code = str(complaint.get("code") or "")
+    windows = []
+    if code:  # the tracking lock's failures (complaints/tracking.py), and the older per-code limit
+        windows = _partition_keys(f"TRACKFAIL#{code}")
+        windows += _partition_keys(f"LIMIT#track-code:{code.upper().replace('-', '')}")
+    removed["rate_limit_windows"] = len(windows)
+    doomed += windows
+    for start in range(0, len(doomed), 25):
+        pending: Any = [{"DeleteRequest": {"Key": k}} for k in doomed[start : start + 25]]
+        while pending:
+            response = store.dynamodb().batch_write_item(RequestItems={store.table_name(): pending})
+            pending = response.get("UnprocessedItems", {}).get(store.table_name(), [])
+    return removed
+
+
+def inbound_keys(complaint_id: str) -> set[str]:
+    """The inbound message keys (provider ids) of a complaint's SMS/KakaoTalk messages."""
+    return {str(m["id"]) for m in messages(complaint_id)}

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sotong import clock, store
-from sotong.api import Staff
+from sotong import clock, consent, dates, store
 from sotong.complaints import repository as repo
 from sotong.complaints.classify import SEVERITY, Classification, Classifier
 from sotong.complaints.model import (
@@ -31,14 +30,18 @@ from sotong.complaints.model import (
     InboundSubmission,
     Reply,
     Resolution,
+    StaffEntry,
     SurveyAnswer,
     new_tracking_code,
     normalize_code,
 )
 from sotong.config.schema import Contact, HospitalConfig
 from sotong.errors import BadRequest, Conflict, Forbidden, NotFound
+from sotong.health_terms import check_staff_text
 from sotong.notify import inbound, txoutbox
 from sotong.notify.model import MessageRequest, Recipient, recipient_key
+from sotong.phone import mask_phone
+from sotong.staff import Staff
 
 PUBLIC_URL_ENV = "SOTONG_PUBLIC_URL"
 LEVELS = ("department_head", "cs_admin")
@@ -176,6 +179,20 @@ class ComplaintDesk:
         if channel in ("sms", "kakao") and submission.contact.phone:
             sender = self._sender_key(submission.contact.phone)
             actions.append(repo.remember_open_action(sender, complaint_id))
+        for address in {submission.contact.phone, submission.contact.email} - {None}:
+            # how an erasure finds the complaints a person filed (sotong.erasure)
+            actions.append(repo.contact_action(self._sender_key(str(address)), complaint_id))
+            if submission.consent_to_contact:
+                audit = consent.change(
+                    self.hospital.hospital_id,
+                    str(address),
+                    scope="complaint_contact",
+                    old=None,
+                    new=True,
+                    source="staff" if entered_by else "form",
+                    by=entered_by,
+                )
+                actions.append(store.put_action({**audit, "complaint_id": complaint_id}))
         if not self._commit([*actions, *also], self._messages_on_intake(item)):
             # a concurrent retry with the same key won the race, or `also` was refused
             existing = repo.get(complaint_id)
@@ -282,6 +299,18 @@ class ComplaintDesk:
     def _sender_key(self, phone: str) -> str:
         return recipient_key(self.hospital.hospital_id, phone)
 
+    def enter(self, staff: Staff, entry: StaffEntry) -> dict[str, Any]:
+        """A complaint staff took by phone or at the desk. Staff who see one department may file
+        it into theirs, or leave the department to the routing rules."""
+        if entry.department and not staff.sees_department(entry.department):
+            raise Forbidden(
+                f"body.department: you may file complaints into '{staff.department}' only, or "
+                "leave the department out and the routing rules choose it",
+                field="body.department",
+            )
+        receipt, _ = self.submit(entry, channel=entry.channel, entered_by=staff.username)
+        return receipt
+
     # --- staff: reading -------------------------------------------------------------------------
     def get_for(self, staff: Staff, complaint_id: str) -> dict[str, Any]:
         item = repo.get(complaint_id)
@@ -295,6 +324,16 @@ class ComplaintDesk:
         inbound_messages = (
             repo.messages(complaint_id) if item["channel"] in ("sms", "kakao") else []
         )
+        if not staff.changes:  # QI reviews the case; it never contacts the person
+            contact = item.get("contact") or {}
+            item = {
+                **item,
+                "contact": {
+                    k: (mask_phone(v) if k == "phone" else "***")
+                    for k, v in contact.items()
+                    if v is not None
+                },
+            }
         return {**item, "inbound_messages": inbound_messages}
 
     def inbox(
@@ -311,7 +350,7 @@ class ComplaintDesk:
         cursor: str | None,
     ) -> dict[str, Any]:
         if department is None:
-            department = repo.ALL_DEPARTMENTS if staff.role == "cs_admin" else staff.department
+            department = repo.ALL_DEPARTMENTS if staff.sees_every_department else staff.department
         if department is None:
             raise Forbidden("your account has no department; ask the CS admin to set one")
         if department != repo.ALL_DEPARTMENTS:
@@ -321,18 +360,18 @@ class ComplaintDesk:
                 )
             if not staff.sees_department(department):
                 raise Forbidden(f"you may only see the inbox of department '{staff.department}'")
+        low, high = self._bound(since, end=False), self._bound(until, end=True)
+        scope = repo.inbox_scope(department, state, low, high, status, urgency)
         try:
-            start = repo.cursor_in(cursor) if cursor else None
-        except ValueError:
-            raise BadRequest(
-                "query.cursor: not a cursor from a previous page", field="query.cursor"
-            ) from None
+            start = repo.cursor_in(cursor, scope) if cursor else None
+        except ValueError as error:
+            raise BadRequest(f"query.cursor: {error}", field="query.cursor") from None
         items, next_cursor = repo.inbox(
             department,
             state,
             limit=limit,
-            since=self._bound(since, end=False),
-            until=self._bound(until, end=True),
+            since=low,
+            until=high,
             status=status,
             urgency=urgency,
             cursor=start,
@@ -343,18 +382,23 @@ class ComplaintDesk:
         """A date (hospital's day) or a date-time from the query, as a stored timestamp."""
         if value is None:
             return None
+        field = "query.to" if end else "query.from"
         try:
             if len(value) == 10:
                 day = datetime.fromisoformat(value).replace(tzinfo=self.hospital.zone)
-                at = day + timedelta(days=1) - timedelta(microseconds=1) if end else day
             else:
-                at = _parse(value)
-                if at.tzinfo is None:
-                    at = at.replace(tzinfo=self.hospital.zone)
+                day = _parse(value)
+                if day.tzinfo is None:
+                    day = day.replace(tzinfo=self.hospital.zone)
         except ValueError:
-            field = "query.to" if end else "query.from"
             raise BadRequest(f"{field}: not a date or date-time", field=field) from None
-        return clock.iso(at)
+        try:  # inside the calendar before any arithmetic (0001-01-01 in UTC is year 0)
+            dates.filter_day(day.date())
+        except ValueError as error:
+            raise BadRequest(f"{field}: {error}", field=field) from None
+        if end and len(value) == 10:  # the whole of the `to` day
+            day += timedelta(days=1) - timedelta(microseconds=1)
+        return clock.iso(day)
 
     @staticmethod
     def summary(item: dict[str, Any]) -> dict[str, Any]:
@@ -477,6 +521,13 @@ class ComplaintDesk:
 
     def reply(self, staff: Staff, complaint_id: str, reply: Reply) -> dict[str, Any]:
         current = self.get_for(staff, complaint_id)
+        if reply.notify_patient:
+            check_staff_text(
+                reply.message,
+                "body.message",
+                confirmed=reply.confirm_health_terms,
+                extra=[t.name for t in self.hospital.treatment_tags],
+            )
         updated = dict(current)
         stamp = clock.iso(clock.now())
         updated["replies"] = [
@@ -504,6 +555,13 @@ class ComplaintDesk:
                 f"{', '.join(TRANSITIONS[current['status']])}",
                 field="status",
                 allowed=list(TRANSITIONS[current["status"]]),
+            )
+        if resolution.notify_patient:
+            check_staff_text(
+                resolution.outcome,
+                "body.outcome",
+                confirmed=resolution.confirm_health_terms,
+                extra=[t.name for t in self.hospital.treatment_tags],
             )
         updated = dict(current)
         updated["outcome"] = resolution.outcome

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from sotong.health_terms import find_terms
 from sotong.phone import normalize_korean_phone
 
 DEFAULT_CATEGORIES: dict[str, str] = {
@@ -290,6 +291,19 @@ class SenderProfile(_Model):
         return self
 
 
+STAFF_TEMPLATES = frozenset({"staff_alert"})
+"""Templates sent to staff phones, not patients: free of the health-information check."""
+
+
+def _health_terms_problem(template_id: str, terms: list[str]) -> str:
+    return (
+        f"template '{template_id}' names a treatment or health term ({', '.join(terms)}); a "
+        "patient message may be read by a "
+        "guardian or on a locked screen (개인정보 보호법 §23, 의료법 §19): say it without the "
+        "diagnosis or treatment, e.g. '시술 후 관리 안내'"
+    )
+
+
 class Template(_Model):
     id: Slug
     channel: MessageChannel
@@ -315,7 +329,17 @@ class Template(_Model):
             raise ValueError("an e-mail template needs a subject")
         if self.purpose == "marketing" and not self.text.startswith(AD_PREFIX):
             raise ValueError(f"a marketing template must start with '{AD_PREFIX}'")
+        if self.to_patients:
+            for field in ("subject", "text"):
+                terms = find_terms(getattr(self, field) or "")
+                if terms:
+                    raise ValueError(f"{field}: {_health_terms_problem(self.id, terms)}")
         return self
+
+    @property
+    def to_patients(self) -> bool:
+        """Sent to patients (or their guardians): every template but those staff receive."""
+        return self.id not in STAFF_TEMPLATES
 
 
 def _offset(value: str) -> str:
@@ -453,6 +477,13 @@ class HospitalConfig(_Model):
                 "is not defined in departments"
             )
         templates = {t.id: t for t in self.templates}
+        tag_names = [t.name for t in self.treatment_tags]
+        for i, patient_template in enumerate(self.templates):
+            for field in ("subject", "text") if patient_template.to_patients else ():
+                terms = find_terms(getattr(patient_template, field) or "", tag_names)
+                if terms:
+                    problem = _health_terms_problem(patient_template.id, terms)
+                    raise ValueError(f"templates[{i}].{field}: {problem}")
         for i, tag in enumerate(self.treatment_tags):
             where = f"treatment_tags[{i}] ({tag.id})"
             if tag.department not in departments:

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sotong import clock, store
+from botocore.exceptions import ClientError
+
+from sotong import clock, keys, store
 from sotong.config.schema import HospitalConfig
 from sotong.errors import SotongError
+from sotong.fields import clean_text
 from sotong.notify import records
 from sotong.notify.providers.solapi import InboundMessage
 
@@ -107,7 +110,9 @@ def message_key(message: InboundMessage) -> str:
             return provider_id
         return "sha256:" + _digest(provider_id)
     received = message.received_at.isoformat() if message.received_at else ""
-    return "sha256:" + _digest(f"{message.from_phone}\x00{message.text}\x00{received}")
+    # keyed: the key is stored (`INBOUND#...`) and holds the sender's phone
+    basis = storable(f"{message.from_phone}\x00{message.text}\x00{received}")
+    return "hmac:" + keys.digest("inbound", basis, 40)
 
 
 def _digest(text: str) -> str:
@@ -143,6 +148,25 @@ def seen(key: str) -> bool:
 def mark(key: str, outcome: Outcome, **fields: Any) -> bool:
     """Write the marker alone; False when it was there already."""
     return store.transact([marker_action(key, outcome, **fields)])
+
+
+def unlink(keys_handled: set[str]) -> int:
+    """Keep only the fact that these messages were handled (exactly-once holds on): the
+    complaint or patient they went to is removed from their markers (an erasure)."""
+    unlinked = 0
+    for key in sorted(keys_handled):
+        try:
+            store.dynamodb().update_item(
+                TableName=store.table_name(),
+                Key=marker_key(key),
+                UpdateExpression="REMOVE complaint_id, patient_id",
+                ConditionExpression="attribute_exists(pk)",
+            )
+            unlinked += 1
+        except ClientError as error:
+            if not store.conditional_failed(error):
+                raise
+    return unlinked
 
 
 def storable(text: str) -> str:
@@ -203,8 +227,10 @@ class InboundRouter:
         key = message_key(message)
         if seen(key):
             return "duplicate"
-        text = storable(message.text)
+        text = clean_text(storable(message.text))
         received_at = received_time(message)
+        if not text.strip():  # nothing but control characters or spaces: nothing to answer
+            return "ignored" if mark(key, "ignored") else "duplicate"
         if is_opt_out(text):
             channel = "alimtalk" if message.channel == "kakao" else "sms"
             records.record_opt_out(

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from sotong import keys
 from sotong.config.schema import Email, MessageChannel, Phone, Purpose
 
 Status = Literal[
@@ -66,6 +67,11 @@ class MessageRequest(BaseModel):
     refs: dict[str, str] = Field(
         default_factory=dict, description="what the message is about, e.g. {complaint: id}"
     )
+    requested_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the producer wrote it (the outbox stamps it): a request made before "
+        "its recipient was erased is never sent",
+    )
 
 
 def message_id(hospital_id: str, idempotency_key: str) -> str:
@@ -75,7 +81,9 @@ def message_id(hospital_id: str, idempotency_key: str) -> str:
 
 
 def recipient_key(hospital_id: str, address: str) -> str:
-    return hashlib.sha256(f"{hospital_id}\x00{address.lower()}".encode()).hexdigest()[:32]
+    """The key that stands for a phone (E.164) or e-mail address in stored keys and indexes: a
+    keyed HMAC (`sotong.keys`), so it cannot be reversed by hashing every 010 number."""
+    return keys.digest("recipient", f"{hospital_id}\x00{address.lower()}", 32)
 
 
 def is_after(at: datetime | None, now: datetime) -> bool:

@@ -32,3 +32,26 @@ def recent(limit: int = 50) -> list[dict[str, Any]]:
         entry.pop("pk", None)
         entry.pop("sk", None)
     return entries
+
+
+def remove(message_ids: set[str], since: str) -> int:
+    """Delete the entries of these messages sent at or after `since` (an erasure): one Query of
+    the partition from that time on, the entries of other messages left alone."""
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "KeyConditionExpression": "pk = :pk AND sk >= :since",
+        "ExpressionAttributeValues": store.values(pk=PARTITION, since=since),
+        "ProjectionExpression": "pk, sk, message_id",
+    }
+    removed = 0
+    while True:
+        page = store.dynamodb().query(**kwargs)
+        for item in page.get("Items", []):
+            if item.get("message_id", {}).get("S") in message_ids:
+                store.dynamodb().delete_item(
+                    TableName=store.table_name(), Key={"pk": item["pk"], "sk": item["sk"]}
+                )
+                removed += 1
+        if "LastEvaluatedKey" not in page:
+            return removed
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sotong import clock, store
+from sotong import clock, consent, store
 from sotong.masking import mask_text
 from sotong.notify.model import DONE, MessageRequest, recipient_key
 
@@ -60,6 +60,7 @@ def _new_item(
         "purpose": request.purpose,
         "recipient_kind": recipient.kind,
         "recipient": mask_text(address),
+        "patient_id": recipient.patient_id,
         "refs": request.refs or None,
         "created_at": stamp,
         "updated_at": stamp,
@@ -262,8 +263,11 @@ def opted_out_channels(hospital_id: str, address: str) -> frozenset[str]:
     return frozenset(store.from_item(i)["sk"] for i in response.get("Items", []))
 
 
-def record_opt_out(hospital_id: str, address: str, channel: str, source: str) -> None:
-    store.dynamodb().put_item(
+def record_opt_out(
+    hospital_id: str, address: str, channel: str, source: consent.Source, by: str | None = None
+) -> None:
+    """Record the refusal, and the change in the consent audit (unless it was refused before)."""
+    response = store.dynamodb().put_item(
         TableName=store.table_name(),
         Item=store.to_item(
             {
@@ -273,7 +277,22 @@ def record_opt_out(hospital_id: str, address: str, channel: str, source: str) ->
                 "at": clock.iso(clock.now()),
             }
         ),
+        ReturnValues="ALL_OLD",
     )
+    if not response.get("Attributes"):
+        consent.put_all(
+            [
+                consent.change(
+                    hospital_id,
+                    address,
+                    scope=f"opt_out:{channel}",
+                    old="allowed",
+                    new="refused",
+                    source=source,
+                    by=by,
+                )
+            ]
+        )
 
 
 def by_index(index: str, partition: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -294,6 +313,37 @@ def for_recipient(hospital_id: str, address: str, limit: int = 50) -> list[dict[
 
 def for_ref(kind: str, ref: str, limit: int = 50) -> list[dict[str, Any]]:
     return by_index("gsi3", f"REF#{kind}#{ref}", limit)
+
+
+def all_in_index(index: str, partition: str) -> list[dict[str, Any]]:
+    """Every record on one index partition, whole (an erasure reads them to remove them)."""
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "IndexName": index,
+        "KeyConditionExpression": f"{index}pk = :p",
+        "ExpressionAttributeValues": store.values(p=partition),
+    }
+    found: list[dict[str, Any]] = []
+    while True:
+        page = store.dynamodb().query(**kwargs)
+        found += [store.from_item(i) for i in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def of_recipient(hospital_id: str, address: str) -> list[dict[str, Any]]:
+    """Every record to one phone or e-mail address (gsi1 `RCPT#<recipient key>`)."""
+    return all_in_index("gsi1", f"RCPT#{recipient_key(hospital_id, address)}")
+
+
+def of_ref(kind: str, ref: str) -> list[dict[str, Any]]:
+    """Every record about one complaint, patient or campaign (gsi3 `REF#<kind>#<id>`)."""
+    return all_in_index("gsi3", f"REF#{kind}#{ref}")
+
+
+def record_key(message_id: str) -> dict[str, Any]:
+    return store.key(_pk(message_id), "MSG")
 
 
 def public_view(record: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import partial
 from typing import Protocol
 
-from sotong import clock
+from sotong import clock, tombstones
 from sotong.config.schema import HospitalConfig
 from sotong.notify import ratelimit, records, rules
 from sotong.notify.model import DONE, MessageRequest, message_id
@@ -37,6 +37,7 @@ RATE_HORIZON_S = 20.0
 """How far ahead a sender reserves send slots; what does not fit goes back to the queue."""
 CALL_MARGIN_S = 10.0
 """Remaining function time below which no new provider call starts."""
+ERASED = "recipient_erased: the patient was erased at their request"
 LOOKUP_DELAY_S = 60.0
 """First look for an uncertain message after this long (the provider's log lags)."""
 
@@ -116,9 +117,14 @@ class BatchSender:
         existing = records.get_many(list(unique))
         addresses = [_address(i.request) for i in unique.values()]
         opted_out = records.opted_out_many(hospital_id, addresses)
+        refused = tombstones.refused(hospital_id, [i.request for i in unique.values()])
+        erased = {mid for mid, no in zip(unique, refused, strict=True) if no}
         jobs: list[_Job] = []
         for mid, item in unique.items():
             record = existing.get(mid)
+            if mid in erased:  # the second guard: an erasure removed it, or is removing it
+                out[item.key] = _refuse_erased(mid, record)
+                continue
             early = self._early_outcome(mid, record, now)
             if early is not None:
                 out[item.key] = early
@@ -429,6 +435,15 @@ def _isolated(job: _Job, step: Callable[[], Outcome], retry_in_s: float = 5.0) -
     except Exception as error:
         _log.warning("record write failed", extra={"message_id": job.mid, "error": repr(error)})
         return Outcome(job.mid, job.from_status or "queued", "record write failed", retry_in_s)
+
+
+def _refuse_erased(mid: str, record: dict[str, object] | None) -> Outcome:
+    """A request for an erased patient is never sent, and leaves no new record (a record would
+    hold the recipient's key again); one left waiting is closed, without its stored request."""
+    status = str(record["status"]) if record else None
+    if status in ("held", "retry", "queued"):
+        records.finish(mid, "suppressed", ERASED, expect=status)
+    return Outcome(mid, "suppressed", ERASED)
 
 
 def _address(request: MessageRequest) -> str:

@@ -46,7 +46,10 @@ def _shard(mid: str) -> str:
 
 def item(hospital_id: str, request: MessageRequest, now: datetime | None = None) -> dict[str, Any]:
     mid = message_id(hospital_id, request.idempotency_key)
-    stamp = clock.iso(now or clock.now())
+    at = now or clock.now()
+    stamp = clock.iso(at)
+    if request.requested_at is None:  # kept through holds and replays: the sender's erasure check
+        request = request.model_copy(update={"requested_at": at})
     return {
         "pk": pk(mid),
         "sk": SORT,
@@ -173,6 +176,13 @@ def from_stream(records: Iterable[dict[str, Any]]) -> list[tuple[str, dict[str, 
         sequence = str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
         found.append((sequence, store.from_item(image)))
     return found
+
+
+def discard(message_ids: Iterable[str]) -> None:
+    """Delete these outbox items unpublished (an erasure); an id without one is no error."""
+    deletes = [{"DeleteRequest": {"Key": store.key(pk(m), SORT)}} for m in sorted(set(message_ids))]
+    for start in range(0, len(deletes), 25):
+        _batch_write(deletes[start : start + 25])
 
 
 def flush(now: datetime | None = None) -> int:

@@ -38,7 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sotong import clock, store
 from sotong.config.schema import HospitalConfig, Template
+from sotong.dates import SendDay
 from sotong.errors import BadRequest, Conflict, NotFound
+from sotong.fields import Line
 from sotong.notify import txoutbox
 from sotong.notify.model import DONE, MessageRequest
 from sotong.recall import repository as repo
@@ -74,10 +76,10 @@ COUNTERS = (
 class CampaignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=100, examples=["2026 겨울 스케일링 안내"])
+    name: Line = Field(min_length=1, max_length=100, examples=["2026 겨울 스케일링 안내"])
     segment: Segment
-    template_id: str = Field(min_length=1, max_length=40, examples=["scaling_next_step"])
-    send_on: date | None = Field(
+    template_id: Line = Field(min_length=1, max_length=40, examples=["scaling_next_step"])
+    send_on: SendDay | None = Field(
         default=None,
         description="local day the campaign starts sending (default today); part of what makes "
         "it the same campaign: the same segment and template on the same day is one campaign",

@@ -51,7 +51,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from sotong import clock, store
+from sotong import clock, consent, dates, store, tombstones
 from sotong.config.schema import HospitalConfig, TreatmentTag
 from sotong.errors import SotongError
 from sotong.notify.model import recipient_key
@@ -69,7 +69,7 @@ MAX_API_BYTES = 5 * 1024 * 1024
 CHUNK_ROWS = 250
 STOP_MARGIN_S = 2.0  # left for answering, beside the longest chunk so far
 MAX_KEYS = 100  # per BatchGetItem
-MAX_FUTURE = timedelta(days=366)
+MAX_FUTURE = timedelta(days=dates.TREATMENT_DAYS_AHEAD)  # the window: sotong.dates
 MAX_ATTEMPTS = 5
 SOURCE = "csv_import"
 
@@ -283,8 +283,7 @@ class Validator:
         for tag in hospital.treatment_tags:
             self.tags[_norm(tag.id)] = tag
             self.tags.setdefault(_norm(tag.name), tag)
-        today = clock.now().astimezone(hospital.zone).date()
-        self.latest = today + MAX_FUTURE
+        self.today = clock.now().astimezone(hospital.zone).date()
 
     def row(
         self, line: int, values: dict[str, str], written: dict[str, str]
@@ -313,8 +312,11 @@ class Validator:
             except ValueError as error:
                 bad("date", str(error))
             else:
-                if day > self.latest:
-                    bad("date", f"{day.isoformat()} is more than a year ahead (a typo?)")
+                try:  # the API's rule too (TreatmentRecord), on the hospital's today
+                    dates.treatment_day(day, self.today)
+                except ValueError as error:
+                    bad("date", str(error))
+                    day = None
         consents: dict[str, bool] = {}
         for name in CONSENTS:
             if values.get(name):
@@ -436,6 +438,9 @@ class ImportReport:
     touchpoints_planned: int = 0
     touchpoints_skipped: int = 0
     touchpoints_repaired: int = 0
+    skipped_erased: int = 0
+    """rows of patients erased at their request (a tombstone): never imported again"""
+    erased_lines: list[int] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     complete: bool = True
     stopped_after_line: int | None = None
@@ -463,6 +468,8 @@ class ImportReport:
             "touchpoints_planned": self.touchpoints_planned,
             "touchpoints_skipped": self.touchpoints_skipped,
             "touchpoints_repaired": self.touchpoints_repaired,
+            "skipped_erased": self.skipped_erased,
+            "erased_lines": self.erased_lines[:max_errors] if max_errors else self.erased_lines,
             "requests": dict(sorted(self.requests.items())),
             "requests_total": sum(self.requests.values()),
             "complete": self.complete,
@@ -495,6 +502,11 @@ def render(report: dict[str, Any]) -> str:
         + (
             f", {report['duplicates_in_file']} repeated in the file"
             if report.get("duplicates_in_file")
+            else ""
+        )
+        + (
+            f", {report['skipped_erased']} skipped: patients erased at their request"
+            if report.get("skipped_erased")
             else ""
         )
         + (" (dry run: nothing written)" if dry else ""),
@@ -612,6 +624,9 @@ class Importer:
 
     def _chunk(self, rows: list[Row]) -> None:
         report = self.report
+        rows = self._not_erased(rows)
+        if not rows:
+            return
         existing = self._existing(rows)
         new = [r for r in rows if r.treatment_id not in existing]
         report.already_imported += len(rows) - len(new)
@@ -644,6 +659,27 @@ class Importer:
                     report.already_imported += 1
         if touchpoints:
             self.requests["BatchWriteItem"] += repo.write_all(touchpoints)
+
+    def _not_erased(self, rows: list[Row]) -> list[Row]:
+        """The rows whose patient was not erased at their request (by patient id, phone or
+        e-mail: their tombstones); the others are counted by line, nothing personal."""
+        identities = [
+            tombstones.Identity(
+                r.patient_id, phone=r.registration.phone, email=r.registration.email
+            )
+            for r in rows
+        ]
+        wanted = {d for i in identities for d in i.details()}
+        self.requests["BatchGetItem"] += -(-len(wanted) // MAX_KEYS)
+        stones = tombstones.found(self.hospital.hospital_id, identities)
+        kept = []
+        for row, hit in zip(rows, stones, strict=True):
+            if hit:
+                self.report.skipped_erased += 1
+                self.report.erased_lines.append(row.line)
+            else:
+                kept.append(row)
+        return kept
 
     def _repair(self, rows: list[Row]) -> None:
         """Touchpoints missing beside a treatment that exists (a run cut short between the claim
@@ -689,6 +725,7 @@ class Importer:
                 ):
                     patients[pid] = after
                     self.report.patients_created += 1
+                    self._audit(pid, said.phone, None, after.get("consents") or {})
                     return
             else:
                 update, after, changed = self._changed_patient(pid, said, stored, now)
@@ -697,11 +734,29 @@ class Importer:
                 if self._conditional("UpdateItem", **update):
                     patients[pid] = after
                     self.report.patients_updated += changed
+                    self._audit(
+                        pid, said.phone, stored.get("consents"), after.get("consents") or {}
+                    )
                     return
             # registered or changed by someone else meanwhile: start again from what is stored
             patients.pop(pid, None)
             patients.update(self._patients({pid}))
         raise RuntimeError(f"the patient of line {rows[-1].line} kept changing while importing")
+
+    def _audit(
+        self, pid: str, phone: str, before: dict[str, Any] | None, after: dict[str, Any]
+    ) -> None:
+        consent.put_all(
+            consent.changes_of(
+                self.hospital.hospital_id,
+                phone,
+                before,
+                after,
+                source="import",
+                by=self.by,
+                patient_id=pid,
+            )
+        )
 
     def _new_patient(
         self, pid: str, said: _Said, now: str

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from sotong.config.schema import Email, Phone
+from sotong.dates import AppointmentTime, TreatmentDay
+from sotong.fields import ContactEmail, Line, MobilePhone, StrictBool, Text
 
 
 class _Body(BaseModel):
@@ -21,9 +21,11 @@ class Consents(_Body):
         json_schema_extra={"examples": [{"contact": True, "marketing": True, "night": False}]}
     )
 
-    contact: bool = Field(default=True, description="care messages (aftercare, recall)")
-    marketing: bool = Field(default=False, description="advertising, incl. next-step suggestions")
-    night: bool = Field(default=False, description="advertising between 21:00 and 08:00")
+    contact: StrictBool = Field(default=True, description="care messages (aftercare, recall)")
+    marketing: StrictBool = Field(
+        default=False, description="advertising, incl. next-step suggestions"
+    )
+    night: StrictBool = Field(default=False, description="advertising between 21:00 and 08:00")
 
 
 class PatientRegistration(_Body):
@@ -41,11 +43,18 @@ class PatientRegistration(_Body):
         }
     )
 
-    name: str = Field(min_length=1, max_length=50, examples=["홍길동"])
-    phone: Phone = Field(examples=["010-1234-5678"])
-    email: Email | None = None
-    chart_no: str | None = Field(default=None, max_length=40, description="EMR chart number")
+    name: Line = Field(min_length=1, max_length=50, examples=["홍길동"])
+    phone: MobilePhone = Field(examples=["010-1234-5678"], description="mobile, for SMS")
+    email: ContactEmail | None = None
+    chart_no: Line | None = Field(default=None, max_length=40, description="EMR chart number")
     consents: Consents = Field(default_factory=Consents)
+    returning_after_erasure: StrictBool = Field(
+        default=False,
+        description="the phone, e-mail or chart number belongs to a patient erased at their "
+        "request (PIPA): registering them again is a 409 naming `body.phone` unless this is "
+        "`true`, which says the person came back and consented again (it lifts the erasure "
+        "tombstone of these details)",
+    )
 
 
 class TreatmentRecord(_Body):
@@ -57,15 +66,18 @@ class TreatmentRecord(_Body):
         }
     )
 
-    tag: str = Field(min_length=1, max_length=40, examples=["implant_surgery"])
-    date: dt.date = Field(description="treatment date (a future date plans D-1 precautions too)")
-    note: str | None = Field(default=None, max_length=500)
+    tag: Line = Field(min_length=1, max_length=40, examples=["implant_surgery"])
+    date: TreatmentDay = Field(
+        description="treatment date, 20 years back to 366 days ahead (a future date plans D-1 "
+        "precautions too)"
+    )
+    note: Text | None = Field(default=None, max_length=500)
 
 
 class TreatmentDateChange(_Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"date": "2026-11-27"}]})
 
-    date: dt.date
+    date: TreatmentDay
 
 
 class Appointment(_Body):
@@ -78,8 +90,10 @@ class Appointment(_Body):
     )
 
     kind: Literal["booking", "visit"]
-    at: AwareDatetime = Field(examples=["2026-12-01T10:00:00+09:00"])
-    note: str | None = Field(default=None, max_length=500)
+    at: AppointmentTime = Field(
+        examples=["2026-12-01T10:00:00+09:00"], description="20 years back to 2 years ahead"
+    )
+    note: Text | None = Field(default=None, max_length=500)
 
 
 class PauseChange(_Body):
@@ -87,8 +101,8 @@ class PauseChange(_Body):
         json_schema_extra={"examples": [{"paused": True, "reason": "해외 체류 중 (환자 요청)"}]}
     )
 
-    paused: bool
-    reason: str | None = Field(default=None, max_length=200)
+    paused: StrictBool
+    reason: Text | None = Field(default=None, max_length=200)
 
 
 class StaffMessage(_Body):
@@ -96,13 +110,20 @@ class StaffMessage(_Body):
         json_schema_extra={"examples": [{"message": "네, 내일 오전 10시에 오시면 됩니다."}]}
     )
 
-    message: str = Field(min_length=1, max_length=1000)
+    message: Text = Field(min_length=1, max_length=1000)
+    confirm_health_terms: StrictBool = Field(
+        default=False, description="send even though the message names a diagnosis or treatment"
+    )
 
 
 def patient_id(hospital_id: str, chart_no: str | None, phone: str) -> str:
-    """The same chart number (or, without one, the same phone) is the same patient."""
+    """The same chart number (or, without one, the same phone) is the same patient. A keyed
+    digest (`sotong.keys`): the id is in URLs and logs, and chart numbers or 010 numbers are too
+    few guesses to hide behind a plain hash."""
+    from sotong import keys
+
     basis = f"chart:{chart_no}" if chart_no else f"phone:{phone}"
-    return "p" + hashlib.sha256(f"{hospital_id}\x00{basis}".encode()).hexdigest()[:20]
+    return "p" + keys.digest("patient", f"{hospital_id}\x00{basis}", 20)
 
 
 def treatment_id(patient: str, tag: str, day: date) -> str:

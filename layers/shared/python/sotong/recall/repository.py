@@ -163,6 +163,18 @@ def patient_by_phone(phone_key: str) -> dict[str, Any] | None:
     return max(items, key=lambda p: p.get("updated_at", "")) if items else None
 
 
+def patients_by_phone(phone_key: str) -> list[dict[str, Any]]:
+    """Every patient with this phone (a family may share one): their ids."""
+    response = store.dynamodb().query(
+        TableName=store.table_name(),
+        IndexName="gsi3",
+        KeyConditionExpression="gsi3pk = :p",
+        ExpressionAttributeValues=store.values(p=f"PHONE#{phone_key}"),
+        ProjectionExpression="id",
+    )
+    return [store.from_item(i) for i in response.get("Items", [])]
+
+
 def put_new(item: dict[str, Any]) -> bool:
     return store.put_new(item)
 

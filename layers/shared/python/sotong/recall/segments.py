@@ -28,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sotong import clock, store
 from sotong.config.schema import HospitalConfig, TreatmentTag
+from sotong.dates import FilterDay
 from sotong.errors import BadRequest
+from sotong.fields import Line, StrictBool, StrictInt
 from sotong.phone import mask_phone
 from sotong.recall import repository as repo
 
@@ -40,26 +42,26 @@ class Segment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    tag: str = Field(
+    tag: Line = Field(
         min_length=1,
         max_length=40,
         examples=["scaling"],
         description="treatment tag (required: it selects the index partition that is read)",
     )
-    last_treatment_before: date | None = Field(
+    last_treatment_before: FilterDay | None = Field(
         default=None,
         description="the patient's latest treatment of this tag is strictly before this day",
     )
-    last_treatment_after: date | None = Field(
+    last_treatment_after: FilterDay | None = Field(
         default=None,
         description="the patient's latest treatment of this tag is on or after this day "
         "(with `last_treatment_before`: the half-open range [after, before))",
     )
-    no_visit_since: date | None = Field(
+    no_visit_since: FilterDay | None = Field(
         default=None,
         description="the patient has no recorded visit on or after this day (or none at all)",
     )
-    marketing_consent_only: bool = Field(
+    marketing_consent_only: StrictBool = Field(
         default=False, description="only patients who opted in to advertising"
     )
 
@@ -72,7 +74,7 @@ class Segment(BaseModel):
 
 
 class SegmentPage(Segment):
-    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    limit: StrictInt = Field(default=50, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(
         default=None, pattern=r"^\d{1,7}$", description="next_cursor of the previous page"
     )

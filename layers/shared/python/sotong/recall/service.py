@@ -10,6 +10,7 @@ are one transaction, as are a staff reply and its message; the outbox relay publ
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sotong import clock, store
+from sotong import clock, consent, erasure, store, tombstones
 from sotong.config.schema import HospitalConfig, Template, TreatmentTag
 from sotong.errors import BadRequest, Conflict, NotFound
-from sotong.notify import records, txoutbox
-from sotong.notify.model import MessageRequest, Recipient, message_id, recipient_key
+from sotong.health_terms import check_staff_text
+from sotong.notify import txoutbox
+from sotong.notify.model import MessageRequest, Recipient, recipient_key
 from sotong.recall import repository as repo
 from sotong.recall.model import (
     Appointment,
@@ -131,18 +133,38 @@ class RecallDesk:
     hospital: HospitalConfig
 
     # --- patients -------------------------------------------------------------------------------
-    def register(self, registration: PatientRegistration) -> dict[str, Any]:
+    def register(self, registration: PatientRegistration, by: str | None = None) -> dict[str, Any]:
+        """Create or update the patient; every consent that changes is audited (sotong.consent)."""
         hospital_id = self.hospital.hospital_id
         pid = patient_id(hospital_id, registration.chart_no, registration.phone)
+        tombstones.check_registration(
+            hospital_id,
+            tombstones.Identity(pid, registration.chart_no, registration.phone, registration.email),
+            registration.returning_after_erasure,
+        )
+        consents = registration.consents.model_dump()
         patient = {
             "id": pid,
             "name": registration.name,
             "phone": registration.phone,
             "email": registration.email,
             "chart_no": registration.chart_no,
-            "consents": registration.consents.model_dump(),
+            "consents": consents,
         }
-        return repo.upsert_patient(patient, recipient_key(hospital_id, registration.phone))
+        before = repo.get_patient(pid)
+        saved = repo.upsert_patient(patient, recipient_key(hospital_id, registration.phone))
+        consent.put_all(
+            consent.changes_of(
+                hospital_id,
+                registration.phone,
+                (before or {}).get("consents"),
+                consents,
+                source="staff",
+                by=by,
+                patient_id=pid,
+            )
+        )
+        return saved
 
     def patient(self, pid: str) -> dict[str, Any]:
         found = repo.get_patient(pid)
@@ -313,28 +335,10 @@ class RecallDesk:
         return str(latest["id"])
 
     # --- erasure (PIPA) -------------------------------------------------------------------------
-    def erase(self, pid: str) -> dict[str, int]:
-        """Remove the patient's personal data and pending touchpoints; keep anonymous counts."""
-        items = list(repo.items_of(pid))
-        if not items:
-            raise NotFound(f"no patient {pid}", field="path.patient_id")
-        counts: Counter[str] = Counter({"patients_erased": 1})
-        for item in items:
-            if item["sk"].startswith("TRT#"):
-                counts[f"treatments_{item['tag']}"] += 1
-            elif item["sk"].startswith("TP#"):
-                counts[f"touchpoints_{item['status']}"] += 1
-                if item["status"] == "queued":  # a message may still wait in quiet hours
-                    key = f"touchpoint:{pid}:{item['id']}"
-                    records.finish(
-                        message_id(self.hospital.hospital_id, key),
-                        "suppressed",
-                        "patient erased",
-                        expect="held",
-                    )
-        repo.delete_all([{"pk": {"S": i["pk"]}, "sk": {"S": i["sk"]}} for i in items])
-        repo.add_counts(dict(counts))
-        return dict(counts)
+    def erase(self, pid: str, by: str) -> dict[str, Any]:
+        """Erase the patient everywhere and leave a tombstone (`sotong.erasure`): the report of
+        what went, by kind, with the anonymous counts kept."""
+        return erasure.erase_patient(self.hospital.hospital_id, pid, by).as_dict()
 
     # --- dispatch -------------------------------------------------------------------------------
     def dispatch_due(self, now: datetime, time_left: TimeLeft | None = None) -> DispatchReport:
@@ -506,7 +510,10 @@ class RecallDesk:
 
         With the provider's message id, the same message delivered twice (a webhook retried) is
         stored once: the second answer says `duplicate` and converts nothing."""
-        patient = repo.patient_by_phone(recipient_key(self.hospital.hospital_id, phone))
+        hospital_id = self.hospital.hospital_id
+        if tombstones.erased(hospital_id, tombstones.Identity(phone=phone)):
+            return None  # an erased phone joins no patient's conversation
+        patient = repo.patient_by_phone(recipient_key(hospital_id, phone))
         if patient is None:
             return None
         at = received_at or clock.now()
@@ -552,11 +559,14 @@ class RecallDesk:
         inbound_id: str | None = None,
     ) -> dict[str, Any]:
         stamp = clock.iso(at)
-        # same-instant messages keep their order; a provider's id makes a redelivery the same key
-        tail = f"in:{inbound_id}" if inbound_id else f"{time.time_ns():020d}"
+        # unique and time-ordered: same-instant messages keep their order, and two writers (or a
+        # conversation begun again after an erasure) never take one key; a provider's id makes
+        # a redelivery the same key
+        tail = f"in:{inbound_id}" if inbound_id else f"{time.time_ns():020d}{secrets.token_hex(4)}"
         return {
             "pk": repo.pk(pid),
             "sk": f"CONV#{stamp}#{tail}",
+            "id": f"{stamp}#{tail}",
             "direction": direction,
             "text": text,
             "by": by,
@@ -599,34 +609,39 @@ class RecallDesk:
             "manual": {"tag": tag.id, "name": tag.name, "text": tag.manual} if tag else None,
         }
 
-    def answer(self, pid: str, text: str, by: str) -> dict[str, Any]:
+    def answer(self, pid: str, text: str, by: str, *, confirmed: bool = False) -> dict[str, Any]:
         """Staff answer: the conversation item and the message to the patient in one
-        transaction. The message is the conversation's n-th (its key); two answers at once
-        that took the same n cannot both be written, and the later one counts again."""
+        transaction. Each answer has a key of its own (time-ordered, unique): two staff
+        answering at once both land, and the message's idempotency key is unique per answer.
+        Text naming a diagnosis or treatment is refused (422) unless `confirmed`."""
         patient = self.patient(pid)
+        check_staff_text(
+            text,
+            "body.message",
+            confirmed=confirmed,
+            extra=[t.name for t in self.hospital.treatment_tags],
+        )
         template = self.hospital.template("staff_reply")
         if template is None:
             raise BadRequest(
                 "this hospital has no 'staff_reply' template configured", field="template"
             )
         consents = patient.get("consents") or {}
-        for _ in range(3):
-            count = sum(1 for _ in repo.items_of(pid, "CONV#"))
-            request = MessageRequest(
-                idempotency_key=f"conversation:{pid}:{count + 1}",
-                recipient=Recipient(
-                    name=patient["name"],
-                    phone=patient["phone"],
-                    contact_consent=bool(consents.get("contact")),
-                    patient_id=pid,
-                ),
-                template_id=template.id,
-                variables={"hospital": self.hospital.sender.display_name, "message": text},
-                refs={"patient": pid},
-            )
-            (outbox_put,) = txoutbox.actions(self.hospital.hospital_id, [request])
-            outbox_put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
-            item = self._conversation_item(pid, "out", text, by, None, clock.now())
-            if store.transact([store.put_action(item, "attribute_not_exists(pk)"), outbox_put]):
-                return self.conversation(pid)
-        raise Conflict("the conversation changed while answering; reload it and answer again")
+        item = self._conversation_item(pid, "out", text, by, None, clock.now())
+        request = MessageRequest(
+            idempotency_key=f"conversation:{pid}:{item['id']}",  # one per answer, ever
+            recipient=Recipient(
+                name=patient["name"],
+                phone=patient["phone"],
+                contact_consent=bool(consents.get("contact")),
+                patient_id=pid,
+            ),
+            template_id=template.id,
+            variables={"hospital": self.hospital.sender.display_name, "message": text},
+            refs={"patient": pid},
+        )
+        (outbox_put,) = txoutbox.actions(self.hospital.hospital_id, [request])
+        outbox_put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
+        if not store.transact([store.put_action(item, "attribute_not_exists(pk)"), outbox_put]):
+            raise Conflict("the answer could not be stored; send it again")
+        return self.conversation(pid)

@@ -110,3 +110,20 @@ class SandboxProvider:
         return Lookup(
             found=True, provider_message_id=str(data["provider_message_id"]), status="delivered"
         )
+
+
+def forget(message_ids: set[str]) -> int:
+    """Remove what the sandbox kept of these messages (an erasure): their outbox entries (every
+    copy, found from the first send on) and their markers. Returns the entries removed."""
+    if not message_ids:
+        return 0
+    markers = store.batch_get([_marker_key(m) for m in sorted(message_ids)], consistent=True)
+    if not markers:
+        return 0
+    since = min(str(m.get("sent_at", "")) for m in markers)
+    removed = outbox.remove(message_ids, since)
+    for marker in markers:
+        store.dynamodb().delete_item(
+            TableName=store.table_name(), Key=store.key(marker["pk"], marker["sk"])
+        )
+    return removed
