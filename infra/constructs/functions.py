@@ -75,8 +75,11 @@ def secret_refs(config: HospitalConfig, spec: Function) -> list[SecretRef]:
 
 
 def build_shared_layer(build_dir: Path) -> Path:
-    """The shared layer's asset: the `sotong` package from layers/shared plus the pinned tzdata
-    wheel's package (zoneinfo needs a time-zone database the runtime image may lack)."""
+    """The shared layer's asset: the `sotong` package from layers/shared plus the packages of
+    the pinned pure-Python wheels it needs beyond the runtime and the Powertools layer: tzdata
+    (zoneinfo needs a time-zone database the runtime image may lack) and holidays (the public
+    holidays of business-hours SLA clocks; its python-dateutil comes with the runtime's boto3)."""
+    import holidays
     import tzdata  # type: ignore[import-untyped]
 
     target = build_dir / "shared-layer"
@@ -84,7 +87,9 @@ def build_shared_layer(build_dir: Path) -> Path:
         shutil.rmtree(target)
     ignore = shutil.ignore_patterns(*ASSET_EXCLUDE)
     shutil.copytree(REPO / "layers" / "shared" / "python", target / "python", ignore=ignore)
-    shutil.copytree(Path(tzdata.__file__).parent, target / "python" / "tzdata", ignore=ignore)
+    for package in (tzdata, holidays):
+        source = Path(str(package.__file__)).parent
+        shutil.copytree(source, target / "python" / source.name, ignore=ignore)
     return target
 
 
@@ -481,8 +486,12 @@ class Functions(Construct):
             "kms:GenerateDataKey*": "GenerateDataKey and GenerateDataKeyWithoutPlaintext",
             "kms:ReEncrypt*": "ReEncryptFrom and ReEncryptTo",
         }
-        writes = bool(spec.sends_to) or any(
-            action not in READ_ACTIONS for grant in spec.data for action in grant.actions
+        # an asynchronously invoked function also sends its failures to the encrypted
+        # async-failures queue (its on-failure destination, infra/constructs/monitoring.py)
+        writes = (
+            bool(spec.sends_to)
+            or bool(spec.schedule or spec.event_rule)
+            or any(action not in READ_ACTIONS for grant in spec.data for action in grant.actions)
         )
         if writes:
             for action, family in kms_actions.items():

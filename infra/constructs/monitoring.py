@@ -32,6 +32,28 @@ RUNBOOK = "docs/alarms.md"
 FIVE_MINUTES = Duration.minutes(5)
 # Schedules that must run: a missing run means no recall, no escalation, no release.
 MUST_RUN = {"recall_dispatcher": 10, "sla_sweeper": 15, "notification_release": 15}
+# What the provider says it did with what the sender handed it (held/suppressed never reach it).
+PROVIDER_OUTCOMES = ("sent", "retry", "uncertain", "failed")
+PROVIDER_ERROR_RATE = 0.2
+"""a fifth of the provider's answers not `sent`, over 15 minutes with at least"""
+PROVIDER_ERROR_MIN_MESSAGES = 20
+# A cold start's REPORT line carries "Init Duration" (@initDuration in Logs Insights); the log
+# group names are CloudFormation's, `<stack>-Functions<Name>Logs<hash>-<suffix>`.
+COLD_START_QUERY = [
+    'filter @type = "REPORT"',
+    "parse @log /Functions(?<function>[A-Za-z0-9]+?)Logs/",
+    "stats sum(ispresent(@initDuration)) as cold_starts, count(*) as invocations, "
+    "avg(@initDuration) as init_avg_ms, max(@initDuration) as init_max_ms, "
+    "pct(@duration, 50) as p50_ms, pct(@duration, 99) as p99_ms, max(@duration) as max_ms "
+    "by function",
+    "sort cold_starts desc",
+]
+COLD_STARTS_PER_HOUR = [
+    'filter @type = "REPORT" and ispresent(@initDuration)',
+    "stats count(*) as cold_starts by bin(1h)",
+]
+BALANCE_PERIOD = Duration.hours(2)
+"""two hourly readings: one late run is no page, two missing ones are"""
 
 
 class Monitoring(Construct):
@@ -172,6 +194,7 @@ class Monitoring(Construct):
                 label=f"{table.name} system errors",
             )
             self._alarm(f"table-{table.name}-errors", errors, 1, f"{table.name} system errors")
+        self._provider_alarms(config)
         self._alarm(
             "api-5xx",
             rest_api.metric_server_error(period=FIVE_MINUTES, statistic="Sum"),
@@ -186,13 +209,59 @@ class Monitoring(Construct):
         )
         self.dashboard = self._dashboard(functions, dead_letter_queues, queues or {})
 
-    def _custom(self, metric: str, service: str) -> cloudwatch.Metric:
+    def _custom(
+        self,
+        metric: str,
+        service: str,
+        *,
+        period: Duration = FIVE_MINUTES,
+        statistic: str = "Sum",
+    ) -> cloudwatch.Metric:
         return cloudwatch.Metric(
             namespace=NAMESPACE,
             metric_name=metric,
             dimensions_map={"hospital": self._hospital_id, "service": service},
-            period=FIVE_MINUTES,
-            statistic="Sum",
+            period=period,
+            statistic=statistic,
+        )
+
+    def _provider_alarms(self, config: HospitalConfig) -> None:
+        """The provider's balance (the provider_balance function reads it hourly) and the share
+        of the sender's provider answers that were not `sent`."""
+        threshold = config.sender.balance_alarm_krw
+        self._alarm(
+            "provider-balance-low",
+            self._custom(
+                "ProviderBalance", "provider_balance", period=BALANCE_PERIOD, statistic="Minimum"
+            ),
+            max(threshold, 1),
+            f"the {config.sender.provider} account balance is below {threshold:,} KRW, or could "
+            "not be read for 2 hours (sends stop when it runs out)",
+            below=True,
+        )
+        period = Duration.minutes(15)
+        outcomes = {
+            state: self._custom(f"Message_{state}", "notification_sender", period=period)
+            for state in PROVIDER_OUTCOMES
+        }
+        # a state without messages in the period has no datapoint: count it as 0
+        errors = " + ".join(f"FILL({s}, 0)" for s in PROVIDER_OUTCOMES if s != "sent")
+        total = " + ".join(f"FILL({s}, 0)" for s in PROVIDER_OUTCOMES)
+        rate = cloudwatch.MathExpression(
+            expression=(
+                f"IF(({total}) >= {PROVIDER_ERROR_MIN_MESSAGES}, ({errors}) / ({total}), 0)"
+            ),
+            using_metrics=dict(outcomes),
+            period=period,
+            label="share of provider answers not sent",
+        )
+        self.provider_error_rate = rate
+        self._alarm(
+            "provider-error-rate",
+            rate,
+            PROVIDER_ERROR_RATE,
+            f"{PROVIDER_ERROR_RATE:.0%} or more of the provider's answers in 15 minutes were "
+            "retry, uncertain or failed",
         )
 
     @staticmethod
@@ -291,6 +360,46 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Errors",
                 left=[functions[s.name].metric_errors() for s in FUNCTIONS],
+            ),
+        )
+        # Cold starts from the REPORT line Lambda already writes to each function's log group
+        # (its Init Duration is there only on a cold start): no custom metric, no Lambda
+        # Insights extension, nothing billed until someone opens the dashboard (Logs Insights
+        # charges per GB a query scans). Durations come from AWS/Lambda's free Duration metric.
+        log_groups = [functions[s.name].log_group.log_group_name for s in FUNCTIONS]
+        dashboard.add_widgets(
+            cloudwatch.LogQueryWidget(
+                title="Cold starts and durations per function (REPORT lines)",
+                log_group_names=log_groups,
+                query_lines=COLD_START_QUERY,
+                view=cloudwatch.LogQueryVisualizationType.TABLE,
+                width=16,
+            ),
+            cloudwatch.LogQueryWidget(
+                title="Cold starts per hour",
+                log_group_names=log_groups,
+                query_lines=COLD_STARTS_PER_HOUR,
+                view=cloudwatch.LogQueryVisualizationType.LINE,
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Durations (p99)",
+                left=[functions[s.name].metric_duration(statistic="p99") for s in FUNCTIONS[:8]],
+                right=[functions[s.name].metric_duration(statistic="p99") for s in FUNCTIONS[8:]],
+            ),
+            cloudwatch.GraphWidget(
+                title="Provider balance (KRW) and share of answers not sent",
+                left=[
+                    self._custom(
+                        "ProviderBalance",
+                        "provider_balance",
+                        period=Duration.hours(1),
+                        statistic="Minimum",
+                    )
+                ],
+                right=[self.provider_error_rate],
             ),
         )
         return dashboard

@@ -83,6 +83,12 @@ def banner(stack: LocalStack, *, quiet: bool) -> str:
         f'                 then: curl -H "Authorization: Bearer $TOKEN" {api}/outbox',
         f"                 department staff: {env_hint}{CLI} token --role department_staff "
         f"--department {config.departments[0].id}  (their inbox: {api}/inbox)",
+        f"  Patient reply  {env_hint}{CLI} simulate inbound --from 010-5555-0101 "
+        "--text '예약 시간을 바꾸고 싶어요'  (signed as the provider signs; also: simulate report "
+        "<message id>, simulate optout --phone <number>; docs/local-stack.md)",
+        f"  Sandbox faults {env_hint}{CLI} sandbox fail --mode 429 --count 1 --retry-after 1  "
+        "(modes: reject, 429, 5xx, unreachable, timeout-before, timeout-after, not-kakao; "
+        f"undo: {env_hint}{CLI} sandbox clear)",
         f"  Queues         {api}/_local/queues",
         f"  Local index    {api}/_local",
         f"  AWS (moto)     {stack.aws_endpoint}   e.g. aws --endpoint-url {stack.aws_endpoint} "

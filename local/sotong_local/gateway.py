@@ -74,6 +74,12 @@ class Control(Protocol):
 
     def queues(self) -> list[dict[str, Any]]: ...
 
+    def sandbox(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]: ...
+
+    def webhook(self) -> dict[str, Any]: ...
+
+    def environment(self) -> dict[str, Any]: ...
+
 
 @dataclass
 class Gateway:
@@ -176,6 +182,17 @@ class Gateway:
                 return Reply.json(400, {"message": 'body: {"clock_offset_seconds": number}'})
             status, result = control.run_schedule(run.group(1), offset)
             return Reply.json(status, result)
+        if path == "/_local/sandbox":  # the sandbox provider's fault modes (local only)
+            if method not in ("GET", "POST", "DELETE"):
+                return Reply.json(405, {"message": "GET, POST {mode, count, ...} or DELETE"})
+            try:
+                data = json.loads(body or b"{}")
+                if not isinstance(data, dict):
+                    raise ValueError
+            except ValueError:
+                return Reply.json(400, {"message": "the body must be a JSON object"})
+            status, result = control.sandbox(method, data)
+            return Reply.json(status, result)
         if method != "GET":
             return Reply.json(405, {"message": f"{method} is not allowed on {path}"})
         if path in ("/_local", "/_local/"):
@@ -195,6 +212,10 @@ class Gateway:
             return Reply.json(200, control.schedules())
         if path == "/_local/queues":
             return Reply.json(200, control.queues())
+        if path == "/_local/webhook":
+            return Reply.json(200, control.webhook())
+        if path == "/_local/env":
+            return Reply.json(200, control.environment())
         if path == "/_local/openapi.json":
             return self._openapi()
         return Reply.json(404, {"message": f"no local endpoint {path}", "see": "/_local"})
@@ -217,6 +238,10 @@ class Gateway:
                 "GET /_local/schedules",
                 "POST /_local/schedules/<function>/run {clock_offset_seconds}",
                 "GET /_local/queues",
+                "GET /_local/sandbox; POST /_local/sandbox {mode, count, code, retry_after_s, "
+                "http_status}; DELETE /_local/sandbox",
+                "GET /_local/webhook (the local webhook signing key and how to sign)",
+                "GET /_local/env (the AWS endpoint, tables and queues, for sotong replay-dlq)",
                 "GET /_local/openapi.json",
             ],
         }

@@ -8,6 +8,7 @@ Powertools keeps per instance (logger keys, pending metrics) is never shared bet
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import logging
@@ -59,12 +60,37 @@ class ClockGate:
 
     `sotong.clock` reads its offset from a process-wide environment variable, so while one run
     sees a shifted clock no other invocation may run (they wait, then see the real clock).
+
+    The shift is carried with the run: as nothing else runs meanwhile, every stream record and
+    queued message made while a shifted run has the clock was made by that run. The gate keeps
+    those windows (`offset_at`), and the stream and queue pollers invoke what such a record or
+    message triggers with the same shift, so a chain (release → outbox item → relay → queue →
+    sender) sees one clock from end to end, retries included.
     """
+
+    KEEP = 1000
+    """Windows remembered (the oldest are forgotten first)."""
+    MARGIN_S = 0.002
+    """AWS stamps records and messages to the millisecond."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._windows: collections.deque[tuple[float, float, float]] = collections.deque(
+            maxlen=self.KEEP
+        )
+
+    def offset_at(self, epoch_s: float | None) -> float | None:
+        """The shift of the run that had the clock at `epoch_s` (wall clock), if one had it."""
+        if epoch_s is None:
+            return None
+        with self._cond:
+            windows = list(self._windows)
+        for started, ended, offset in reversed(windows):
+            if started - self.MARGIN_S <= epoch_s <= ended + self.MARGIN_S:
+                return offset
+        return None
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -87,9 +113,12 @@ class ClockGate:
         before = os.environ.get(OFFSET_ENV)
         total = float(before or 0) + offset_seconds
         os.environ[OFFSET_ENV] = str(total)
+        started = time.time()
         try:
             yield
         finally:
+            with self._cond:
+                self._windows.append((started, time.time(), offset_seconds))
             if before is None:
                 os.environ.pop(OFFSET_ENV, None)
             else:

@@ -26,13 +26,22 @@ def render(entries: list[dict[str, Any]], timezone: str = "Asia/Seoul") -> str:
     zone = ZoneInfo(timezone)
     blocks = []
     for entry in reversed(entries):
+        # The message record's words: its channel and status (as /messages shows them); the
+        # carrier's SMS/LMS and a fallback channel come after.
         head = (
             f"{_when(entry.get('sent_at'), zone)}  {entry.get('channel', '?')} → "
             f"{entry.get('to', '?')}  [{entry.get('status', '?')}]"
         )
         extras = [
             f"{name}: {entry[name]}"
-            for name in ("purpose", "template_id", "message_id")
+            for name in (
+                "sms_type",
+                "delivered_channel",
+                "fallback",
+                "purpose",
+                "template_id",
+                "message_id",
+            )
             if entry.get(name)
         ]
         lines = [head]

@@ -24,6 +24,7 @@ from sotong_local import aws, events, schedules
 from sotong_local.gateway import Gateway, GatewayServer, Reply
 from sotong_local.lambdas import Handler, Runtime
 from sotong_local.queues import QueuePoller
+from sotong_local.simulate import SandboxReports
 from sotong_local.streams import StreamPoller
 from sotong_local.tokens import TokenIssuer
 
@@ -78,6 +79,7 @@ class LocalStack:
         self._pollers: list[QueuePoller] = []
         self._streams: list[StreamPoller] = []
         self._scheduler: schedules.Scheduler | None = None
+        self._reports: SandboxReports | None = None
         self._sqs: Any = None
         self._stopped = threading.Event()
         self._saved_key: bytes | None = keys.key_in_use()
@@ -171,6 +173,7 @@ class LocalStack:
                 # Links in local messages (tracking, survey) then lead to this stack.
                 self._set_env({PUBLIC_URL_ENV: self.api_url})
             self._server.start()
+            self._start_sandbox_reports()
             self._start_schedules()
             self._start_pollers()
         except BaseException:
@@ -211,6 +214,17 @@ class LocalStack:
             if self.options.run_pollers and self.runtime.available(function.name):
                 stream.start()
 
+    def _start_sandbox_reports(self) -> None:
+        """The sandbox's delivery reports (its `not-kakao` fault) go to this stack's webhook."""
+        from sotong.notify.providers.sandbox import FAULTS
+
+        def post(path: str, headers: list[tuple[str, str]], body: bytes) -> int:
+            return self.gateway.handle("POST", path, headers, body).status
+
+        self._reports = SandboxReports(post, lambda: self.webhook()["secret"])
+        self._reports.start()
+        FAULTS.reporter = self._reports
+
     def _start_schedules(self) -> None:
         now = datetime.now(UTC)
         jobs = []
@@ -244,6 +258,12 @@ class LocalStack:
             stream.stop()
         if self._scheduler:
             self._scheduler.stop(timeout=0)
+        if self._reports:
+            from sotong.notify.providers.sandbox import FAULTS
+
+            FAULTS.reporter = None
+            FAULTS.clear()
+            self._reports.stop()
         if self._server:
             self._server.stop()
         for poller in self._pollers:
@@ -352,6 +372,61 @@ class LocalStack:
             "ok": error is None,
             "error": error,
             "result": job.last_result,
+        }
+
+    def sandbox(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The sandbox provider's fault modes: GET what is armed, POST one more, DELETE all."""
+        from sotong.notify.providers.sandbox import FAULT_MODES, FAULTS, Fault
+
+        if method == "DELETE":
+            FAULTS.clear()
+        elif method == "POST":
+            allowed = {"mode", "count", "code", "retry_after_s", "http_status"}
+            unknown = sorted(set(body) - allowed)
+            if unknown:
+                return 400, {"message": f"unknown fields {', '.join(unknown)}; known: {allowed}"}
+            try:
+                fault = Fault(
+                    mode=body.get("mode"),  # type: ignore[arg-type]
+                    count=int(body.get("count", 1)),
+                    code=str(body.get("code", "1060")),
+                    retry_after_s=float(body.get("retry_after_s", 30)),
+                    http_status=int(body.get("http_status", 503)),
+                )
+                FAULTS.arm(fault)
+            except (TypeError, ValueError) as error:
+                return 400, {"message": str(error), "modes": list(FAULT_MODES)}
+            log.info("sandbox: fault %s armed (count %d)", fault.mode, fault.count)
+        return 200, {
+            "provider": self.config.sender.provider,
+            "modes": list(FAULT_MODES),
+            **FAULTS.state(),
+        }
+
+    def webhook(self) -> dict[str, Any]:
+        """How to sign a webhook for this stack (its key is a local placeholder secret)."""
+        from sotong import secrets
+        from sotong.notify.providers.solapi import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+        ref = self.config.sender.webhook_secret
+        return {
+            "secret": secrets.resolve(ref) if ref else "",
+            "secret_ref": ref.model_dump() if ref else None,
+            "headers": {
+                TIMESTAMP_HEADER: "<unix seconds>",
+                SIGNATURE_HEADER: '<hex HMAC-SHA256(secret, "<timestamp>." + body)>',
+            },
+            "paths": {"inbound": "/webhooks/inbound", "reports": "/webhooks/reports"},
+            "hospital_number": self.config.sender.sms_sender_number,
+        }
+
+    def environment(self) -> dict[str, Any]:
+        """What a command needs to work on this stack's AWS as its functions do."""
+        return {
+            "hospital_id": self.config.hospital_id,
+            "hospital_config": str(self.hospital_path.resolve()),
+            "aws_endpoint": self.aws_endpoint,
+            "env": dict(self.env),
         }
 
     def queues(self) -> list[dict[str, Any]]:

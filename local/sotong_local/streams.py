@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sotong.resources import Function, StreamTrigger
@@ -91,14 +93,42 @@ class StreamPoller:
             page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
             self._iterators[shard] = page.get("NextShardIterator")
             records = [r for r in page.get("Records", []) if kept(r, self.trigger)]
-            for start in range(0, len(records), self.trigger.batch_size):
-                handled += self._deliver(records[start : start + self.trigger.batch_size])
+            for batch, offset in self._batches(records):
+                handled += self._deliver(batch, offset)
         return handled
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> int:
+    def _clock_offset(self, record: dict[str, Any]) -> float | None:
+        """The shift of the run that wrote `record` (see `ClockGate`), or None."""
+        made = (record.get("dynamodb") or {}).get("ApproximateCreationDateTime")
+        if isinstance(made, datetime):
+            return self.runtime.gate.offset_at(made.timestamp())
+        if isinstance(made, int | float):
+            return self.runtime.gate.offset_at(float(made))
+        return None
+
+    def _batches(
+        self, records: list[dict[str, Any]]
+    ) -> Iterator[tuple[list[dict[str, Any]], float | None]]:
+        """Batches in stream order, each of records written with one clock (a shifted run's
+        records reach the function with the run's shift)."""
+        batch: list[dict[str, Any]] = []
+        offset: float | None = None
+        for record in records:
+            mine = self._clock_offset(record)
+            if batch and (mine != offset or len(batch) >= self.trigger.batch_size):
+                yield batch, offset
+                batch = []
+            batch.append(record)
+            offset = mine
+        if batch:
+            yield batch, offset
+
+    def _deliver(self, batch: list[dict[str, Any]], offset: float | None = None) -> int:
         for _attempt in range(self.trigger.retry_attempts + 1):
             invocation = self.runtime.invoke(
-                self.function.name, stream_event(batch, self.stream_arn)
+                self.function.name,
+                stream_event(batch, self.stream_arn),
+                clock_offset_seconds=offset,
             )
             failures = (
                 (invocation.value or {}).get("batchItemFailures", [])

@@ -317,3 +317,166 @@ def test_sigint_stops_the_stack_cleanly(tmp_path: Path) -> None:
         assert took < 5
     finally:
         running.log.close()
+
+
+def sotong(stack: Running, *args: str) -> subprocess.CompletedProcess[str]:
+    """`.venv/bin/sotong ...` as typed, with only $SOTONG_LOCAL_API pointing at this stack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOTONG_", "AWS_"))}
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "sotong"), *args],
+        cwd=ROOT,
+        env={**env, "SOTONG_LOCAL_API": stack.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def enqueue(stack: Running, phone: str, **changes: Any) -> str:
+    """A message request straight onto the notification queue; returns its message id."""
+    import boto3
+
+    from sotong.notify.model import message_id
+
+    queues = requests.get(f"{stack.url}/_local/queues", timeout=10).json()
+    url = next(q for q in queues if q["queue"] == "notifications")["url"]
+    queue_url = changes.pop("queue_url", url)
+    key = f"e2e-{uuid.uuid4()}"
+    request = {
+        "idempotency_key": key,
+        "recipient": {"phone": phone, "contact_consent": True},
+        "template_id": "complaint_survey",
+        "variables": {"hospital": "소통", "survey_url": "https://example.invalid/s"},
+        "urgent": True,
+        **changes,
+    }
+    sqs = boto3.client(
+        "sqs", endpoint_url=url.split("/123456789012/")[0], region_name="ap-northeast-2"
+    )
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(request))
+    return message_id("demo", key)
+
+
+def record(stack: Running, mid: str) -> dict[str, Any]:
+    token = staff_token(stack, role="cs_admin")
+    response = requests.get(
+        f"{stack.url}/messages/{mid}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    return dict(response.json()) if response.status_code == 200 else {}
+
+
+def wait_for(stack: Running, what: str, check: Any, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{what} never happened:\n{stack.output()[-4000:]}")
+
+
+def outbox_entries(stack: Running, mid: str) -> list[dict[str, Any]]:
+    entries = requests.get(f"{stack.url}/_local/outbox?limit=500", timeout=10).json()
+    return [e for e in entries if e.get("message_id") == mid]
+
+
+def test_a_shifted_release_reaches_the_outbox(stack: Running) -> None:
+    """The shifted clock travels with the run: release → outbox item → relay → queue → sender."""
+    from datetime import UTC, datetime, timedelta
+
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    mid = enqueue(stack, "010-7000-0001", not_before=later)
+    wait_for(stack, "the hold", lambda: record(stack, mid).get("status") == "held")
+    result = sotong(stack, "schedule", "notification_release", "--shift-hours", "2")
+    assert result.returncode == 0, result.stderr
+    assert '"released": 1' in result.stdout, result.stdout
+    [entry] = wait_for(stack, "the shifted send", lambda: outbox_entries(stack, mid))
+    assert (entry["status"], entry["channel"]) == ("sent", "sms")
+    assert record(stack, mid)["status"] == "sent"
+    assert "as the run that sent them" in stack.output()
+
+
+def test_one_vocabulary_faults_and_simulated_webhooks(stack: Running) -> None:
+    # a 429 is retried after its Retry-After, and the sandbox accepts the message once
+    armed = sotong(stack, "sandbox", "fail", "--mode", "429", "--count", "1", "--retry-after", "1")
+    assert armed.returncode == 0, armed.stderr
+    assert "429 Retry-After 1 s: 1 of 1 left" in armed.stdout
+    mid = enqueue(stack, "010-7000-0002")
+    [entry] = wait_for(stack, "the retried send", lambda: outbox_entries(stack, mid))
+    events = [e["status"] for e in record(stack, mid)["events"]]
+    assert events == ["calling", "retry", "calling", "sent"]
+    # the outbox says what /messages says
+    message = record(stack, mid)
+    assert (entry["status"], entry["channel"]) == (message["status"], message["channel"])
+    assert entry["sms_type"] in ("SMS", "LMS")
+    assert "no faults armed" in sotong(stack, "sandbox").stdout
+
+    # the provider's delivery report, signed as the provider signs
+    report = sotong(stack, "simulate", "report", mid)
+    assert report.returncode == 0, report.stderr
+    assert '"applied": 1' in report.stdout
+    assert record(stack, mid)["status"] == "delivered"
+    assert outbox_entries(stack, mid)[0]["status"] == "delivered"
+    text = sotong(stack, "outbox", "--limit", "50").stdout
+    assert "sms → +821070000002  [delivered]" in text
+
+    # an 080 opt-out: later SMS to the number are suppressed
+    assert sotong(stack, "simulate", "optout", "--phone", "010-7000-0003").returncode == 0
+    refused = enqueue(stack, "010-7000-0003")
+    wait_for(stack, "the suppression", lambda: record(stack, refused).get("status") == "suppressed")
+    # a patient's reply: 수신거부 is an opt-out too
+    reply = sotong(stack, "simulate", "inbound", "--from", "010-7000-0004", "--text", "수신거부")
+    assert reply.returncode == 0, reply.stderr
+    assert '"opted_out": 1' in reply.stdout
+
+    # not a KakaoTalk user: the AlimTalk goes as its SMS substitute, as the report says
+    assert sotong(stack, "sandbox", "fail", "--mode", "not-kakao").returncode == 0
+    body = {
+        "text": "주차 안내가 없어요 " + uuid.uuid4().hex[:6],
+        "contact": {"phone": "010-7000-0005"},
+        "consent_to_contact": True,
+    }
+    assert requests.post(f"{stack.url}/complaints", json=body, timeout=10).status_code == 201
+    token = staff_token(stack, role="cs_admin")
+
+    def fallback() -> dict[str, Any] | None:
+        listed = requests.get(
+            f"{stack.url}/messages?recipient_phone=010-7000-0005",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        ).json()["messages"]
+        return next((m for m in listed if m["status"] == "fallback_sent"), None)
+
+    message = wait_for(stack, "the fallback report", fallback)
+    assert (message["channel"], message["delivered_channel"]) == ("alimtalk", "sms")
+    [entry] = outbox_entries(stack, message["message_id"])
+    assert (entry["status"], entry["delivered_channel"]) == ("fallback_sent", "sms")
+
+
+def test_replay_dlq_and_import_treatments_find_the_local_stack(stack: Running) -> None:
+    queues = requests.get(f"{stack.url}/_local/queues", timeout=10).json()
+    dlq = next(q for q in queues if q["queue"] == "notifications")["dlq"]["url"]
+    mid = enqueue(stack, "010-7000-0006", queue_url=dlq)
+    replay = sotong(stack, "replay-dlq")
+    assert replay.returncode == 0, replay.stderr
+    assert "replayed 1 message request(s)" in replay.stdout
+    assert f"using the local stack at {stack.url}" in replay.stderr
+    wait_for(stack, "the replayed send", lambda: outbox_entries(stack, mid))
+
+    imported = sotong(stack, "import-treatments", "tests/data/treatments_sample.csv")
+    assert imported.returncode == 1, imported.stderr  # the sample has bad rows on purpose
+    assert "16 imported" in imported.stdout, imported.stdout
+    # the stack's own API sees those rows (its tables, its hash key)
+    token = staff_token(stack, role="cs_admin")
+    again = sotong(
+        stack,
+        "import-treatments",
+        "tests/data/treatments_sample.csv",
+        "--api",
+        stack.url,
+        "--token",
+        token,
+        "--dry-run",
+    )
+    assert "16 already imported" in again.stdout, (again.stdout, again.stderr)

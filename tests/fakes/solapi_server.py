@@ -38,6 +38,10 @@ Scripting the send endpoint: `script(...)` queues one behaviour per send request
 - intake, then no usable answer: `accept_then_hang(seconds)` (stored at once, answered after
   `seconds`, longer than a client timeout), `accept_then_drop()` (stored, connection closed
   without an answer), `accept_then_error(status)` (stored, then a 5xx).
+`GET /cash/v1/balance` (solapi/documents `api-reference/cash/getBalance.md`, SDK
+`model/response/balance/get_balance.py`) answers the docs' sample shape with `balance` = `cash`
+(원, 1,000,000 at start, less the `_PRICE` of every accepted message) and `point`; its queue is
+`script_balance(...)` (then `balance_default`), taking the list endpoint's behaviours.
 The list endpoint has its own queue, `script_list(...)` (then `list_default`): `accept()` (answer
 normally), `server_error`, `rate_limited`, `http_error`, `hang(seconds)`, `drop()`, and
 `garbage()` (a 200 that is not JSON).
@@ -74,6 +78,7 @@ from urllib.parse import parse_qs, urlsplit
 
 SEND_PATH = "/messages/v4/send-many/detail"
 LIST_PATHS = ("/messages/v4/list-old", "/messages/v4/list")
+BALANCE_PATH = "/cash/v1/balance"
 CUSTOM_FIELD = "sotongMessageId"
 ACCOUNT_ID = "12925149"
 MAX_SKEW = timedelta(minutes=15)
@@ -275,6 +280,10 @@ class FakeSolapi:
         self.webhook_secret = webhook_secret
         self.default = accept()
         self.list_default = accept()
+        self.balance_default = accept()
+        self.cash = 1_000_000.0
+        self.point = 0.0
+        self._balance_script: deque[Behaviour] = deque()
         self.requests: list[Recorded] = []
         self.accepted: list[Accepted] = []
         self.templates: dict[tuple[str, str], str] = {}
@@ -370,6 +379,14 @@ class FakeSolapi:
         """Behaviours for the next message-list requests, one each."""
         with self._lock:
             self._list_script.extend(behaviours)
+
+    def script_balance(self, *behaviours: Behaviour) -> None:
+        """Behaviours for the next balance requests, one each."""
+        with self._lock:
+            self._balance_script.extend(behaviours)
+
+    def balance_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path == BALANCE_PATH]
 
     def register_template(self, pf_id: str, template_id: str, content: str) -> None:
         """Intake then refuses (1043) an ATA whose text differs from `content` with variables."""
@@ -524,7 +541,7 @@ class FakeSolapi:
             self.requests.append(record)
         route = (request.command, url.path)
         if route != ("POST", SEND_PATH) and not (
-            request.command == "GET" and url.path in LIST_PATHS
+            request.command == "GET" and url.path in (*LIST_PATHS, BALANCE_PATH)
         ):
             self._reply(request, record, 404, {"errorCode": "NotFound", "errorMessage": "none"})
             return
@@ -532,6 +549,11 @@ class FakeSolapi:
         if refused:
             status, code = refused
             self._reply(request, record, status, {"errorCode": code, "errorMessage": code})
+            return
+        if route == ("GET", BALANCE_PATH):
+            self._behave_balance(
+                request, record, self._next(self._balance_script, self.balance_default)
+            )
             return
         if request.command == "GET":
             self._behave_list(request, record, self._next(self._list_script, self.list_default))
@@ -648,6 +670,7 @@ class FakeSolapi:
             )
         with self._lock:
             self.accepted.extend(taken)
+            self.cash -= sum(_PRICE.get(str(a.message.get("type")).lower(), 0.0) for a in taken)
         response: dict[str, Any] = {
             "failedMessageList": failed,
             "groupInfo": self._group_info(group_id, now, taken, len(failed), allow_duplicates),
@@ -702,6 +725,39 @@ class FakeSolapi:
             "dateSent": stamp,
             "dateCompleted": None,
         }
+
+    # ------------------------------------------------------------------ balance
+
+    def _behave_balance(
+        self, request: BaseHTTPRequestHandler, record: Recorded, act: Behaviour
+    ) -> None:
+        if act.kind == "hang":
+            self._stopping.wait(act.seconds)
+            act = act.then or accept()
+        if self._fault(request, record, act):
+            return
+        with self._lock:
+            cash, point = self.cash, self.point
+        self._reply(
+            request,
+            record,
+            200,
+            {  # the shape of the docs' sample answer
+                "lowBalanceAlert": {
+                    "notificationBalance": "0",
+                    "currentBalance": None,
+                    "balances": [200],
+                    "channels": ["SMS"],
+                    "enabled": True,
+                },
+                "point": point,
+                "minimumCash": 0,
+                "rechargeTo": 0,
+                "autoRecharge": 0,
+                "accountId": ACCOUNT_ID,
+                "balance": cash,
+            },
+        )
 
     # ------------------------------------------------------------------ message list
 

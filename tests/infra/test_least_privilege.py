@@ -53,10 +53,12 @@ PINNED: dict[str, tuple[set[str], set[str]]] = {
     "notification_sender": ({"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"}, set()),
     "email_events": ({"GetItem", "PutItem", "UpdateItem"}, set()),
     "outbox_relay": ({"BatchWriteItem"}, set()),
+    "provider_balance": (set(), set()),  # reads the provider's balance: no table at all
 }
 PINNED_SECRETS = {
     "notification_sender": {"sotong/demo/solapi", "sotong/demo/kakao"},
     "provider_webhook": {"sotong/demo/webhook"},
+    "provider_balance": {"sotong/demo/solapi"},  # the API key, for GET /cash/v1/balance
 }
 
 
@@ -304,3 +306,14 @@ def test_the_functions_that_key_digests_get_the_key() -> None:
 def test_the_doc_table_matches_resources() -> None:
     text = (REPO / "docs" / "security.md").read_text(encoding="utf-8")
     assert permissions_table() in text, "docs/security.md is stale: python -m infra.permissions"
+
+
+def test_the_balance_check_touches_no_table_queue_or_key_digest(synth: Synth) -> None:
+    spec = function("provider_balance")
+    assert (spec.data, spec.sends_to, spec.hash_key) == ((), (), False)
+    _, resource = cfn.function(synth.template, spec, HOSPITAL)
+    environment = resource["Properties"]["Environment"]["Variables"]
+    assert not any(name.endswith(("_TABLE", "_QUEUE_URL", "_DLQ_URL")) for name in environment)
+    actions = {a for s in _statements(synth, spec) for a in cfn.actions(s)}
+    # (its on-failure destination, the async-failures queue, is the only SQS it may write to)
+    assert not any(a.startswith(("dynamodb:", "ses:", "bedrock:")) for a in actions)

@@ -4,6 +4,7 @@ invocation."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from infra.constructs.monitoring import MUST_RUN
 from sotong.resources import FUNCTIONS, QUEUES, TABLES
+from sotong.resources import function as function_spec
 from tests.infra import cfn
 from tests.infra.conftest import HOSPITAL, REPO, Synth
 
@@ -66,6 +68,7 @@ def test_every_path_that_can_fail_has_an_alarm(synth: Synth) -> None:
     wanted |= {f"{name.replace('_', '-')}-not-running" for name in MUST_RUN}
     wanted |= {"sender-uncertain", "sender-failed", "webhook-rejected"}
     wanted |= {"critical-unacknowledged", "outbox-publish-failed"}
+    wanted |= {"provider-balance-low", "provider-error-rate"}
     for table in TABLES:
         wanted |= {f"table-{table.name}-throttles", f"table-{table.name}-errors"}
     assert wanted <= names, wanted - names
@@ -122,3 +125,75 @@ def test_every_async_invocation_has_a_dead_letter_path(synth: Synth) -> None:
 def test_a_dashboard_per_hospital(synth: Synth) -> None:
     (dashboard,) = cfn.of_type(synth.template, "AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == f"sotong-{HOSPITAL}-operations"
+
+
+def test_the_provider_balance_and_error_rate_alarms(synth: Synth) -> None:
+    found = alarms(synth)
+    balance = found["provider-balance-low"]
+    assert (balance["MetricName"], balance["Namespace"]) == ("ProviderBalance", "Sotong")
+    assert {"Name": "service", "Value": "provider_balance"} in balance["Dimensions"]
+    assert {"Name": "hospital", "Value": HOSPITAL} in balance["Dimensions"]
+    assert balance["Threshold"] == synth.config.sender.balance_alarm_krw == 50_000
+    assert balance["Statistic"] == "Minimum"
+    assert balance["Period"] == 2 * 3600  # two hourly readings
+    assert balance["ComparisonOperator"] == "LessThanThreshold"
+    assert balance["TreatMissingData"] == "breaching"  # no reading for 2 h pages too
+    # the check that feeds it runs hourly
+    assert function_spec("provider_balance").schedule.expression == "rate(1 hour)"  # type: ignore[union-attr]
+
+    rate = found["provider-error-rate"]
+    assert rate["Threshold"] == 0.2
+    assert rate["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    (expression,) = [m for m in rate["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == (
+        "IF((FILL(sent, 0) + FILL(retry, 0) + FILL(uncertain, 0) + FILL(failed, 0)) >= 20, "
+        "(FILL(retry, 0) + FILL(uncertain, 0) + FILL(failed, 0)) / "
+        "(FILL(sent, 0) + FILL(retry, 0) + FILL(uncertain, 0) + FILL(failed, 0)), 0)"
+    )
+    inputs = {m["Id"]: m["MetricStat"]["Metric"] for m in rate["Metrics"] if "MetricStat" in m}
+    assert {i: m["MetricName"] for i, m in inputs.items()} == {
+        state: f"Message_{state}" for state in ("sent", "retry", "uncertain", "failed")
+    }
+    for metric in inputs.values():
+        assert {"Name": "service", "Value": "notification_sender"} in metric["Dimensions"]
+
+
+def dashboard_body(synth: Synth) -> dict[str, Any]:
+    (dashboard,) = cfn.of_type(synth.template, "AWS::CloudWatch::Dashboard").values()
+    rendered = cfn.render(dashboard["Properties"]["DashboardBody"])
+    body: dict[str, Any] = json.loads(rendered)
+    return body
+
+
+def test_the_dashboard_shows_cold_starts_and_durations_of_every_function(synth: Synth) -> None:
+    widgets = dashboard_body(synth)["widgets"]
+    log_groups = {
+        spec.name: cfn.function(synth.template, spec, HOSPITAL)[1]["Properties"]["LoggingConfig"][
+            "LogGroup"
+        ]
+        for spec in FUNCTIONS
+    }
+    queries = [w["properties"] for w in widgets if w["type"] == "log"]
+    cold = next(q for q in queries if q["title"].startswith("Cold starts and durations"))
+    for spec in FUNCTIONS:
+        assert "${" + log_groups[spec.name]["Ref"] + "}" in cold["query"], spec.name
+    assert 'filter @type = "REPORT"' in cold["query"]
+    assert "sum(ispresent(@initDuration)) as cold_starts" in cold["query"]
+    assert "pct(@duration, 99)" in cold["query"]
+    assert cold["view"] == "table"
+    per_hour = next(q for q in queries if q["title"] == "Cold starts per hour")
+    assert "ispresent(@initDuration)" in per_hour["query"]
+    # the log groups' CloudFormation names carry Functions<Name>Logs, which the query parses
+    logical_ids = {group["Ref"] for group in log_groups.values()}
+    assert all(re.fullmatch(r"Functions[A-Za-z0-9]+?Logs[0-9A-F]{8}", i) for i in logical_ids)
+    graphs = [w["properties"] for w in widgets if w["type"] == "metric"]
+    for title, stat in (("Durations (p90)", "p90"), ("Durations (p99)", "p99")):
+        (graph,) = [g for g in graphs if g.get("title") == title]
+        durations = [m for m in graph["metrics"] if "Duration" in m]
+        assert len(durations) == len(FUNCTIONS), title
+        assert all(m[-1].get("stat") == stat for m in durations), title
+    # no custom cold-start metric and no Lambda Insights: nothing billed per function
+    assert "ColdStart" not in json.dumps(widgets)
+    for spec in FUNCTIONS:
+        layers = cfn.function(synth.template, spec, HOSPITAL)[1]["Properties"].get("Layers", [])
+        assert not any("LambdaInsightsExtension" in json.dumps(layer) for layer in layers)

@@ -602,3 +602,27 @@ def test_the_shared_layer_carries_the_package_and_the_time_zone_database(synth: 
     assert (python / "sotong" / "resources.py").is_file()
     assert (python / "tzdata" / "zoneinfo" / "Asia" / "Seoul").is_file()
     assert not list(python.rglob("__pycache__"))
+
+
+def test_the_shared_layer_carries_the_pinned_holiday_calendar(synth: Synth) -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    python = synth.build_dir / "shared-layer" / "python"
+    assert (python / "holidays" / "countries" / "south_korea.py").is_file()
+    pins = (Path(__file__).resolve().parents[2] / "requirements" / "runtime.txt").read_text()
+    pinned = re.search(r"^holidays==(\S+)", pins, re.MULTILINE)
+    assert pinned is not None
+    # the layer's copy, imported first (as /opt/python is in Lambda), knows 설날 2027
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import holidays; "
+        "print(holidays.__version__, holidays.__file__.startswith(sys.argv[1]), "
+        "sorted(str(d) for d in holidays.KR(years=2027) if d.month == 2))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(python)], capture_output=True, text=True, check=True
+    ).stdout.split(" ", 2)
+    assert out[:2] == [pinned.group(1), "True"]
+    assert "2027-02-09" in out[2]  # the substitute holiday for 설날 on a Sunday

@@ -347,6 +347,7 @@ def test_invalid_transitions_are_409_naming_the_allowed_ones(
         "acknowledged": [("status", {"status": "acknowledged"})],
         "assigned": [("assign", {"assignee": "a"})],
         "in_progress": [("status", {"status": "in_progress"})],
+        "awaiting_patient": [("status", {"status": "awaiting_patient"})],
         "resolved": [("resolve", {"outcome": "done"})],
         "closed": [("resolve", {"outcome": "done"}), ("close", {})],
     }[start]

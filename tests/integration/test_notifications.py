@@ -174,7 +174,7 @@ def test_night_advertising_is_held_until_eight_and_then_sent(aws: dict[str, str]
     run_sender(aws)
 
     (sent,) = outbox.recent()
-    assert sent["channel"] == "lms"
+    assert (sent["channel"], sent["sms_type"]) == ("sms", "LMS")  # the record's word, then LMS
     assert sent["text"].startswith("(광고) [소통치과피부과]")
     assert "무료수신거부 080-555-0100" in sent["text"]
     assert records.get(message_id("demo", "campaign-1:fan"))["status"] == "sent"  # type: ignore[index]
@@ -188,14 +188,17 @@ def test_night_consent_lets_an_advert_go_at_night(
         phone="010-2222-4444", contact_consent=True, marketing_consent=True, night_consent=True
     )
     clock.fix(at_kst(2026, 11, 23, 22, 30))
-    # The demo hospital keeps quiet hours for patients; without them night consent counts.
+    # The demo's quiet hours (21-08) do not hold an ad the patient consented to at night.
     outcome = process(advert("c:owl", owl), hospital, lambda _: ScriptedProvider(), no_secret)
-    assert (outcome.status, outcome.reason) == ("held", "quiet_hours")
-    no_quiet = hospital.model_copy(
-        update={"sender": hospital.sender.model_copy(update={"quiet_hours": None})}
-    )
-    outcome = process(advert("c:owl2", owl), no_quiet, lambda _: ScriptedProvider(), no_secret)
     assert outcome.status == "sent"
+    service = process(aftercare("tp-owl"), hospital, lambda _: ScriptedProvider(), no_secret)
+    assert service.reason == "quiet_hours"
+    # A hospital stricter by choice (marketing.night_ads: never) holds it until 08:00.
+    strict = hospital.model_copy(
+        update={"marketing": hospital.marketing.model_copy(update={"night_ads": "never"})}
+    )
+    outcome = process(advert("c:owl2", owl), strict, lambda _: ScriptedProvider(), no_secret)
+    assert (outcome.status, outcome.reason) == ("held", "night_advertising")
 
 
 def test_service_messages_wait_for_quiet_hours_to_end_but_staff_alerts_do_not(

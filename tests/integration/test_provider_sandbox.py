@@ -30,7 +30,9 @@ def test_send_writes_the_outbox_and_lookup_finds_it(aws: dict[str, str]) -> None
         "delivered",
     )
     [entry] = outbox.recent()
-    assert (entry["message_id"], entry["channel"], entry["status"]) == ("m-1", "sms", "delivered")
+    # the message record's words (no record here: what it was when sent), SMS/LMS beside them
+    assert (entry["message_id"], entry["channel"], entry["status"]) == ("m-1", "sms", "sent")
+    assert entry["sms_type"] == "SMS"
     assert sent_copies("m-1") == 1
     assert sent_copies("m-unknown") == 0
 
@@ -49,8 +51,13 @@ def test_send_many_in_order_up_to_max_batch(aws: dict[str, str]) -> None:
     messages = [sms(f"m-{i}", "가" * (44 + i)) for i in range(4)]  # 88..94 bytes
     results = provider.send_many(messages)
     assert [r.provider_message_id for r in results] == [f"sandbox-m-{i}" for i in range(4)]
-    channels = {e["message_id"]: e["channel"] for e in outbox.recent()}
-    assert channels == {"m-0": "sms", "m-1": "sms", "m-2": "lms", "m-3": "lms"}
+    kinds = {e["message_id"]: (e["channel"], e["sms_type"]) for e in outbox.recent()}
+    assert kinds == {
+        "m-0": ("sms", "SMS"),
+        "m-1": ("sms", "SMS"),
+        "m-2": ("sms", "LMS"),
+        "m-3": ("sms", "LMS"),
+    }
     with pytest.raises(ValueError, match="at most"):
         provider.send_many([sms(f"x-{i}") for i in range(101)])
 

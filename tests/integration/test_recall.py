@@ -124,7 +124,14 @@ def test_exactly_the_planned_messages_go_at_the_planned_times(recall_env: dict[s
     second = timedelta(seconds=1)
     assert dispatch(due["precautions"] - second)["queued"] == 0
     assert dispatch(due["precautions"])["queued"] == 1
-    assert sent_templates(recall_env) == ["SOTONG_RCL_PRE_01"]
+    assert sent_templates(recall_env) == ["SOTONG_RCL_PRE_02"]
+    (precautions,) = outbox.recent()
+    assert precautions["text"] == (  # the D-1 text as the patient reads it: no invented time
+        "[소통치과피부과] 홍길동님, 내일 내원 예약이 있어 안내드립니다.\n"
+        "내원 전 식사는 가볍게 하시고, 복용 중인 약이 있으면 알려 주세요.\n"
+        "예약 시간 확인·변경 문의: 02-555-0100"
+    )
+    assert "#{" not in precautions["text"]
     assert dispatch(due["aftercare"] - second)["queued"] == 0
     assert dispatch(due["aftercare"])["queued"] == 1
     deliver(recall_env)

@@ -391,6 +391,7 @@ def test_cli_explains_what_it_needs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.delenv("SOTONG_TABLE", raising=False)
+    monkeypatch.setenv("SOTONG_LOCAL_API", "http://127.0.0.1:9")  # and no local stack runs
     assert cli(["import-treatments", str(SAMPLE), "--hospital", str(DEMO)]) == 2
     assert "SOTONG_TABLE" in capsys.readouterr().err
     assert cli(["import-treatments", str(tmp_path / "none.csv")]) == 2

@@ -527,3 +527,16 @@ def test_minimal_fixture_loads_with_defaults() -> None:
     assert config.sla["critical"].acknowledge == 1
     assert config.templates == ()
     assert config.treatment_tags == ()
+
+
+def test_a_plan_template_may_not_ask_for_a_time_the_plan_does_not_know(
+    demo_data: Data, tmp_path: Path
+) -> None:
+    """A treatment record has a day, not a time: a D-1 text with `#{time}` is refused."""
+
+    def change(d: Data) -> None:
+        template = d["templates"][template_index(d, "dental_precautions")]
+        template["text"] = "[#{hospital}] #{name}님, 내일 #{time} 예약 안내드립니다."
+
+    error = broken(demo_data, tmp_path, change)
+    assert_reports(error, "treatment_tags[0] (implant_surgery).plan[0]", "#{time}", "cannot fill")

@@ -180,3 +180,33 @@ def test_the_poller_thread_consumes_and_stops(setup: Any) -> None:
 def test_which_messages_lambda_keeps(answer: Any, error: str | None, failed: set[str]) -> None:
     invocation = Invocation("worker", "req", value=answer, error=error)
     assert failed_ids(invocation, ["a", "b"]) == failed
+
+
+def test_what_a_shifted_run_sent_is_handled_with_its_shift(setup: Any) -> None:
+    """`sotong schedule X --shift-hours N`: the messages that run queued carry its clock."""
+    import os
+
+    from sotong.clock import OFFSET_ENV
+
+    poller, _, sqs, env = setup
+    url = env[JOBS.env]
+    clocks: dict[str, str | None] = {}
+
+    def worker(event: dict[str, Any], context: Any) -> None:
+        for record in event["Records"]:
+            clocks[record["body"]] = os.environ.get(OFFSET_ENV)
+
+    def producer(event: dict[str, Any], context: Any) -> None:
+        sqs.send_message(QueueUrl=url, MessageBody=event["body"])
+
+    producer_function = Function(name="producer", handler="p.handler", description="test only")
+    runtime = Runtime(
+        [WORKER, producer_function], handlers={"worker": worker, "producer": producer}
+    )
+    poller.runtime = runtime
+    assert runtime.invoke("producer", {"body": "shifted"}, clock_offset_seconds=3600).ok
+    assert runtime.invoke("producer", {"body": "real"}).ok
+    while poller.poll_once():
+        pass
+    assert clocks == {"shifted": "3600.0", "real": None}
+    assert OFFSET_ENV not in os.environ

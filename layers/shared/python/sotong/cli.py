@@ -59,12 +59,27 @@ def _stack_settings(command: str, stack: str | None, wanted: list[str]) -> dict[
     missing = [name for name in wanted if not settings.get(name)]
     if missing:
         print(
-            f"{command} needs " + ", ".join(missing) + " (environment, or --stack NAME)",
+            f"{command} needs " + ", ".join(missing) + " (environment, or --stack NAME; or a "
+            "running local stack, found at $SOTONG_LOCAL_API or http://127.0.0.1:8000)",
             file=sys.stderr,
         )
         return None
     os.environ.update({name: settings[name] for name in wanted})
     return settings
+
+
+def _local_stack(command: str, wanted: list[str]) -> dict[str, Any] | None:
+    """A running local stack's settings (`$SOTONG_LOCAL_API`, else http://127.0.0.1:8000),
+    when the environment names none of `wanted`; None when there is no such stack."""
+    import os
+
+    if any(os.environ.get(name) for name in wanted):
+        return None
+    try:
+        from sotong_local.commands import use_local_stack
+    except ImportError:  # an operator's install without the local stack
+        return None
+    return use_local_stack(command)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -75,10 +90,13 @@ def _replay(args: argparse.Namespace) -> int:
     from sotong.resources import NOTIFICATIONS, TABLES
 
     wanted = [NOTIFICATIONS.env, NOTIFICATIONS.dlq_env, *(t.env for t in TABLES)]
+    local = None if args.stack else _local_stack("replay-dlq", wanted)
     settings = _stack_settings("replay-dlq", args.stack, wanted)
     if settings is None:
         return 2
-    hospital = load_hospital_file(args.hospital)
+    hospital = load_hospital_file(
+        args.hospital or (local["hospital_config"] if local else "hospitals/demo.yaml")
+    )
     report = replay_dead_letters(
         boto3.client("sqs"),
         settings[NOTIFICATIONS.dlq_env],
@@ -178,19 +196,22 @@ def _import_treatments(args: argparse.Namespace) -> int:
         return 2
     if args.api:
         return _import_over_api(args, data)
+    local = _local_stack("import-treatments", [MAIN.env])
     try:
         hospital = load_hospital_file(
-            args.hospital or os.environ.get(CONFIG_PATH_ENV) or "hospitals/demo.yaml"
+            args.hospital
+            or (local["hospital_config"] if local else None)
+            or os.environ.get(CONFIG_PATH_ENV)
+            or "hospitals/demo.yaml"
         )
     except ConfigError as error:
         print(error.render(), file=sys.stderr)
         return 2
     if not os.environ.get(MAIN.env):
         print(
-            f"import-treatments writes to the table named by ${MAIN.env}: set it (for the local "
-            f"stack, {MAIN.env}=sotong-{hospital.hospital_id}-records and AWS_ENDPOINT_URL="
-            "<the AWS URL its banner shows>), or send the file to a running API with "
-            "--api URL --token TOKEN",
+            f"import-treatments writes to the table named by ${MAIN.env}: set it, run the local "
+            "stack (`make run`; found at $SOTONG_LOCAL_API or http://127.0.0.1:8000), or send "
+            "the file to a running API with --api URL --token TOKEN",
             file=sys.stderr,
         )
         return 2
@@ -380,10 +401,10 @@ def _export_corrections(args: argparse.Namespace, hospital: Any) -> int:
                 f"classify --export-corrections: {name} must be a month, YYYY-MM", file=sys.stderr
             )
             return 2
-    if (
-        _stack_settings("classify --export-corrections", args.stack, [t.env for t in TABLES])
-        is None
-    ):
+    tables = [t.env for t in TABLES]
+    if not args.stack:
+        _local_stack("classify --export-corrections", tables)
+    if _stack_settings("classify --export-corrections", args.stack, tables) is None:
         return 2
     desk = ComplaintDesk(hospital, classifier_for(hospital))
     lines = desk.corrections(_months(args.since, until))
@@ -434,8 +455,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser(
         "replay-dlq", help="put dead-lettered message requests back on the notification queue"
     )
-    replay.add_argument("--hospital", default="hospitals/demo.yaml", help="hospital config file")
-    replay.add_argument("--stack", help="read queue URLs and table names from this stack's outputs")
+    replay.add_argument(
+        "--hospital",
+        help="hospital config file (default: the local stack's, else hospitals/demo.yaml)",
+    )
+    replay.add_argument(
+        "--stack",
+        help="read queue URLs and table names from this stack's outputs (default: the "
+        "environment; without it, the running local stack at $SOTONG_LOCAL_API or "
+        "http://127.0.0.1:8000)",
+    )
     replay.add_argument("--limit", type=int, default=1000)
     replay.set_defaults(run=_replay)
 
@@ -490,9 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="import treatments from an EMR's CSV export: bad rows listed by line, the rest "
         "imported once",
         description="Check every row of the CSV and import the good ones into the tables the "
-        "environment names ($SOTONG_TABLE, and AWS_ENDPOINT_URL for the local stack), or with "
-        "--api send the file to a running API. Importing the same file again imports nothing "
-        "twice. Exit 0: all rows good; 1: bad rows (the good ones imported); 2: nothing imported.",
+        "environment names ($SOTONG_TABLE), else into the running local stack's (found at "
+        "$SOTONG_LOCAL_API or http://127.0.0.1:8000, with its hospital), or with --api send the "
+        "file to a running API. Importing the same file again imports nothing twice. Exit 0: all "
+        "rows good; 1: bad rows (the good ones imported); 2: nothing imported.",
     )
     treatments.add_argument("file", help="the CSV: UTF-8 or CP949, Korean or English headers")
     treatments.add_argument(
@@ -525,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("outbox", "show what the local sandbox provider sent (as patients would see it)"),
         ("schedule", "run a scheduled function of the running local stack now"),
         ("token", "print a local staff sign-in token for the local stack"),
+        ("sandbox", "make the local sandbox provider fail on demand (sandbox fail --mode ...)"),
+        ("simulate", "play a patient's reply, a delivery report or an 080 opt-out, signed"),
     ):
         local = sub.add_parser(name, help=help_text, add_help=False)
         local.add_argument("rest", nargs=argparse.REMAINDER)
@@ -532,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-LOCAL_COMMANDS = ("outbox", "schedule", "token")
+LOCAL_COMMANDS = ("outbox", "schedule", "token", "sandbox", "simulate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

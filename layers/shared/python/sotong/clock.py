@@ -19,6 +19,11 @@ def now() -> datetime:
     return current + timedelta(seconds=float(offset)) if offset else current
 
 
+def unshifted() -> datetime:
+    """`now()` without the local stack's shift (a fixed clock stays fixed)."""
+    return _fixed if _fixed is not None else datetime.now(UTC)
+
+
 def fix(at: datetime | None) -> None:
     """Freeze the clock at `at` (aware), or release it with None."""
     global _fixed

@@ -466,6 +466,16 @@ FUNCTIONS += (
         hash_key=True,
         schedule=Schedule("rate(1 minute)", description="advance running campaigns"),
     ),
+    Function(
+        name="provider_balance",
+        handler="provider_balance.handler",
+        description="Reads the message provider's account balance for the low-balance alarm",
+        memory_mb=256,
+        timeout_s=30,
+        # no table: it reads the provider's answer and puts a metric, nothing else
+        secrets=("provider_credentials",),
+        schedule=Schedule("rate(1 hour)", description="read the provider balance"),
+    ),
 )
 
 

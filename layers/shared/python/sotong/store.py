@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from sotong.clock import iso
+from sotong.clock import iso, unshifted
 from sotong.resources import MAIN, Table
 
 if TYPE_CHECKING:
@@ -136,6 +136,10 @@ def watermark(name: str) -> datetime | None:
 
 
 def set_watermark(name: str, until: datetime) -> None:
+    """Never past the unshifted clock: a run with a shifted clock (the local stack's
+    `sotong schedule X --shift-hours N`) must not make the next runs skip what becomes due
+    before `until` meanwhile (the sweeps read from the watermark on; reading again is harmless)."""
+    until = min(until, unshifted())
     dynamodb().put_item(
         TableName=table_name(),
         Item=to_item({"pk": "WATERMARK", "sk": name, "until": iso(until)}),

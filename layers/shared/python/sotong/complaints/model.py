@@ -15,18 +15,23 @@ from sotong.fields import ContactEmail, Line, MobilePhone, StrictBool, StrictInt
 Kind = Literal["complaint", "suggestion", "compliment"]
 UrgencyLevel = Literal["critical", "high", "normal"]
 IntakeChannel = Literal["web", "app", "phone", "walk_in", "sms", "kakao"]
-Status = Literal["received", "acknowledged", "assigned", "in_progress", "resolved", "closed"]
+Status = Literal[
+    "received", "acknowledged", "assigned", "in_progress", "awaiting_patient", "resolved", "closed"
+]
 State = Literal["open", "resolved", "closed"]
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "received": ("acknowledged", "assigned", "in_progress", "resolved"),
-    "acknowledged": ("assigned", "in_progress", "resolved"),
-    "assigned": ("in_progress", "resolved"),
-    "in_progress": ("resolved",),
+    "received": ("acknowledged", "assigned", "in_progress", "awaiting_patient", "resolved"),
+    "acknowledged": ("assigned", "in_progress", "awaiting_patient", "resolved"),
+    "assigned": ("in_progress", "awaiting_patient", "resolved"),
+    "in_progress": ("awaiting_patient", "resolved"),
+    # waiting for the patient's answer: the SLA clocks pause until it comes (SMS/KakaoTalk) or
+    # staff go on (in_progress, a reply that asks nothing, resolve)
+    "awaiting_patient": ("in_progress", "resolved"),
     "resolved": ("closed", "in_progress"),
     "closed": ("in_progress",),
 }
-OPEN_STATUSES = ("received", "acknowledged", "assigned", "in_progress")
+OPEN_STATUSES = ("received", "acknowledged", "assigned", "in_progress", "awaiting_patient")
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
@@ -234,6 +239,12 @@ class Reply(BaseModel):
     notify_patient: StrictBool = True
     confirm_health_terms: StrictBool = Field(
         default=False, description="send even though the message names a diagnosis or treatment"
+    )
+    awaiting_patient: StrictBool = Field(
+        default=False,
+        description="the message asks the patient something: the complaint waits for the "
+        "patient (status awaiting_patient) and its SLA clocks pause until the patient answers "
+        "by SMS/KakaoTalk or staff go on",
     )
 
 

@@ -15,10 +15,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sotong import clock, consent, dates, store
 from sotong.complaints import repository as repo
+from sotong.complaints import sla as clocks
 from sotong.complaints.classify import SEVERITY, Classification, Classifier
 from sotong.complaints.model import (
     MAX_INBOUND_TEXT,
@@ -35,7 +37,7 @@ from sotong.complaints.model import (
     new_tracking_code,
     normalize_code,
 )
-from sotong.config.schema import Contact, HospitalConfig
+from sotong.config.schema import Contact, HospitalConfig, SlaClock
 from sotong.errors import BadRequest, Conflict, Forbidden, NotFound
 from sotong.health_terms import check_staff_text
 from sotong.notify import inbound, txoutbox
@@ -45,6 +47,10 @@ from sotong.staff import Staff
 
 PUBLIC_URL_ENV = "SOTONG_PUBLIC_URL"
 LEVELS = ("department_head", "cs_admin")
+AWAITING = "awaiting_patient"
+SLA_CLOCKS = (("ack", "acknowledge", "ack_due"), ("resolve", "resolve", "resolve_due"))
+"""Each SLA clock: its name on the complaint, its target in the config, its due field (the
+level-2 escalation time is `<field>_2`)."""
 INBOUND_ATTEMPTS = 4
 """How often an inbound message re-reads its complaint when staff changed it meanwhile."""
 
@@ -137,7 +143,6 @@ class ComplaintDesk:
         )
         now = clock.now()
         stamp = clock.iso(now)
-        sla = hospital.sla[guess.urgency]  # type: ignore[index]
         item: dict[str, Any] = {
             "id": complaint_id,
             "code": new_tracking_code(),
@@ -167,8 +172,7 @@ class ComplaintDesk:
             },
             "created_at": stamp,
             "updated_at": stamp,
-            "ack_due": clock.iso(now + timedelta(hours=sla.acknowledge)),
-            "resolve_due": clock.iso(now + timedelta(hours=sla.resolve)),
+            **self._dues(now, guess.urgency),
             "escalations": {},
             "replies": [],
             "history": [self._event("received", entered_by or channel, None, stamp)],
@@ -246,7 +250,10 @@ class ComplaintDesk:
             if current is not None and current["status"] in OPEN_STATUSES:
                 updated = dict(current)
                 updated["message_count"] = int(current.get("message_count", 1)) + 1
-                self._record(updated, current["status"], "patient", "추가 메시지 수신", stamp)
+                if current["status"] == AWAITING:  # the answer staff waited for: clocks resume
+                    self._record(updated, "in_progress", "patient", "환자 답변 수신", stamp)
+                else:
+                    self._record(updated, current["status"], "patient", "추가 메시지 수신", stamp)
                 actions = [
                     repo.replace_action(current, updated),
                     *self._inbound_actions(
@@ -414,6 +421,7 @@ class ComplaintDesk:
             "created_at",
             "ack_due",
             "resolve_due",
+            "awaiting_since",
             "assignee",
         )
         summary = {k: item.get(k) for k in keys}
@@ -437,6 +445,11 @@ class ComplaintDesk:
                 "resolve with POST /complaints/{id}/resolve, giving the outcome",
                 field="body.status",
                 allowed=[s for s in allowed if s != "resolved"],
+            )
+        if to == AWAITING:
+            also = self._await_actions(current)
+            return self._save(
+                staff, current, dict(current), to, note or "환자 답변 대기", also=also
             )
         return self._move(staff, current, to, note)
 
@@ -484,10 +497,8 @@ class ComplaintDesk:
         stamp = clock.iso(clock.now())
         updated["correction"] = {**changes, "by": staff.username, "at": stamp}
         if "urgency" in changes:
-            sla = self.hospital.sla[changes["urgency"]]
             created = _parse(current["created_at"])
-            updated["ack_due"] = clock.iso(created + timedelta(hours=sla.acknowledge))
-            updated["resolve_due"] = clock.iso(created + timedelta(hours=sla.resolve))
+            updated.update(self._dues(created, changes["urgency"], current.get("sla_pauses")))
         return self._save(
             staff,
             current,
@@ -534,18 +545,28 @@ class ComplaintDesk:
             *current.get("replies", []),
             {"at": stamp, "by": staff.username, "message": reply.message},
         ]
-        status = (
-            "in_progress"
-            if current["status"] in ("received", "acknowledged", "assigned")
-            else current["status"]
-        )
+        also: list[dict[str, Any]] = []
+        if reply.awaiting_patient:  # a question to the patient: the clocks pause
+            if current["status"] not in OPEN_STATUSES:
+                raise Conflict(
+                    f"a {current['status']} complaint cannot wait for the patient; reopen it first",
+                    field="body.awaiting_patient",
+                    allowed=list(TRANSITIONS[current["status"]]),
+                )
+            status = AWAITING
+            also = self._await_actions(current)
+        elif current["status"] in ("received", "acknowledged", "assigned", AWAITING):
+            status = "in_progress"  # a reply that asks nothing goes on (and resumes)
+        else:
+            status = current["status"]
         requests = []
         if reply.notify_patient:
             n = len(updated["replies"])
             requests = self._to_patient(
                 updated, "complaint_progress", f"progress:{n}", {"message": reply.message}
             )
-        return self._save(staff, current, updated, status, "환자에게 답변", requests)
+        note = "환자에게 질문 (답변 대기)" if reply.awaiting_patient else "환자에게 답변"
+        return self._save(staff, current, updated, status, note, requests, also)
 
     def resolve(self, staff: Staff, complaint_id: str, resolution: Resolution) -> dict[str, Any]:
         current = self.get_for(staff, complaint_id)
@@ -709,10 +730,8 @@ class ComplaintDesk:
                 "at": stamp,
             },
         }
-        sla = self.hospital.sla[opinion.urgency]  # type: ignore[index]
         created = _parse(current["created_at"])
-        updated["ack_due"] = clock.iso(created + timedelta(hours=sla.acknowledge))
-        updated["resolve_due"] = clock.iso(created + timedelta(hours=sla.resolve))
+        updated.update(self._dues(created, opinion.urgency, current.get("sla_pauses")))
         label = {"critical": "긴급", "high": "높음"}.get(opinion.urgency, opinion.urgency)
         self._record(updated, current["status"], "classifier", f"2차 분류: {label}", stamp)
         return updated
@@ -853,6 +872,8 @@ class ComplaintDesk:
 
     @staticmethod
     def _clock_running(item: dict[str, Any], name: str) -> bool:
+        if item["status"] == AWAITING:  # paused while the patient is asked something
+            return False
         if name == "ack":
             return item["status"] == "received" and not item.get("acknowledged_at")
         return item["status"] in OPEN_STATUSES
@@ -861,17 +882,78 @@ class ComplaintDesk:
         due = _parse(item[field])
         if level == 1:
             return due
-        created = _parse(item["created_at"])
+        if item.get(f"{field}_2"):
+            return _parse(item[f"{field}_2"])
+        created = _parse(item["created_at"])  # stored before `<field>_2` was
         return due + (due - created) / 2
 
-    def _next_check(self, item: dict[str, Any]) -> str | None:
+    def _next_check(self, item: dict[str, Any], floor: str | None = None) -> str | None:
+        """When the sweep must next look at the complaint (its `SLA#<hour>` index entry), or
+        None while no clock runs (waiting for the patient, resolved, closed). Never before
+        `floor` (the write's time): the sweep reads only what falls due after its watermark."""
         for name, field in (("ack", "ack_due"), ("resolve", "resolve_due")):
             if not self._clock_running(item, name):
                 continue
             for level in (1, 2):
                 if f"{name}:{level}" not in item.get("escalations", {}):
-                    return clock.iso(self._deadline(item, field, level))
+                    at = clock.iso(self._deadline(item, field, level))
+                    return max(at, floor) if floor else at
         return None
+
+    @cached_property
+    def _business_calendar(self) -> clocks.BusinessCalendar:
+        hours = self.hospital.business_hours
+        if hours is None:  # the config refuses a business clock without business_hours
+            raise ValueError("business_hours: not configured")
+        return clocks.calendar_from(hours, self.hospital.timezone)
+
+    def _calendar(self, kind: SlaClock | str) -> clocks.BusinessCalendar | None:
+        """The calendar a clock runs on: None for calendar hours (around the clock)."""
+        return self._business_calendar if kind == "business" else None
+
+    def _dues(
+        self, start: datetime, urgency: str, pauses: Sequence[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
+        """The SLA fields of a complaint that came in at `start`: each clock's due time (level
+        1, the department head) and `_2` (level 2, the CS admin: half the target again), on the
+        urgency's clock (`sla_clocks`), moved by the `pauses` it had."""
+        target = self.hospital.sla[urgency]  # type: ignore[index]
+        out: dict[str, Any] = {"sla_clocks": {}}
+        for name, key, field in SLA_CLOCKS:
+            kind = getattr(target.clock, key)
+            calendar = self._calendar(kind)
+            hours = float(getattr(target, key))
+            first = clocks.due(start, hours, calendar)
+            second = clocks.due(first, hours / 2, calendar)
+            for pause in pauses or ():
+                moved = clocks.elapsed(_parse(pause["from"]), _parse(pause["to"]), calendar)
+                first = clocks.due(first, moved, calendar)
+                second = clocks.due(second, moved, calendar)
+            out[field], out[f"{field}_2"] = clock.iso(first), clock.iso(second)
+            out["sla_clocks"][name] = kind
+        return out
+
+    def _resume(self, item: dict[str, Any], stamp: str) -> None:
+        """The patient answered or staff went on: every due time moves by the time the clock
+        was paused, counted in the clock's own hours (business hours for a business clock)."""
+        since = item.pop("awaiting_since", None)
+        if not since:
+            return
+        pause = {"from": since, "to": stamp}
+        item["sla_pauses"] = [*item.get("sla_pauses", []), pause]
+        kinds = item.get("sla_clocks") or {}
+        for name, _, field in SLA_CLOCKS:
+            calendar = self._calendar(kinds.get(name, "calendar"))
+            moved = clocks.elapsed(_parse(since), _parse(stamp), calendar)
+            second = self._deadline(item, field, 2)
+            item[field] = clock.iso(clocks.due(_parse(item[field]), moved, calendar))
+            item[f"{field}_2"] = clock.iso(clocks.due(second, moved, calendar))
+
+    def _await_actions(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """Waiting for the patient: their SMS/KakaoTalk answer joins this complaint (and
+        resumes its clocks), whatever channel it came in by."""
+        phone = (item.get("contact") or {}).get("phone")
+        return [repo.remember_open_action(self._sender_key(phone), item["id"])] if phone else []
 
     # --- helpers --------------------------------------------------------------------------------
     @staticmethod
@@ -881,11 +963,16 @@ class ComplaintDesk:
     def _record(
         self, updated: dict[str, Any], status: str, by: str, note: str | None, stamp: str
     ) -> None:
+        was = updated.get("status")
         updated["status"] = status
         updated["updated_at"] = stamp
         updated["version"] = int(updated.get("version", 1)) + 1
         updated["history"] = [*updated.get("history", []), self._event(status, by, note, stamp)]
-        updated["sla_next_check"] = self._next_check(updated)
+        if status == AWAITING and was != AWAITING:
+            updated["awaiting_since"] = stamp  # the clocks pause: no next check
+        elif was == AWAITING and status != AWAITING:
+            self._resume(updated, stamp)
+        updated["sla_next_check"] = self._next_check(updated, floor=stamp)
         if status == "acknowledged" and not updated.get("acknowledged_at"):
             updated["acknowledged_at"] = stamp
 

@@ -83,4 +83,5 @@ def patient_changes(old: HospitalConfig, new: HospitalConfig) -> list[str]:
             _dump(old.sla.get(urgency)),
             _dump(new.sla.get(urgency)),
         )
+    out += _changed("business hours (SLA)", _dump(old.business_hours), _dump(new.business_hours))
     return out

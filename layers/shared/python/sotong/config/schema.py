@@ -7,7 +7,7 @@ run time (as JSON from the hospital-config layer) and by the local stack.
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -153,15 +153,108 @@ class Department(_Model):
     head: Contact
 
 
+SlaClock = Literal["calendar", "business"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+class SlaClocks(_Model):
+    """Which clock each SLA target runs on: `calendar` hours around the clock, or `business`
+    hours (the hospital's `business_hours`: opening hours, public holidays, closed days)."""
+
+    acknowledge: SlaClock = "calendar"
+    resolve: SlaClock = "calendar"
+
+
+def _clocks(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in ("calendar", "business"):
+            raise ValueError(
+                f"'{value}' is not a clock: calendar (around the clock) or business (the "
+                "business_hours), or one per target: {acknowledge: calendar, resolve: business}"
+            )
+        return {"acknowledge": value, "resolve": value}
+    return value
+
+
 class SlaHours(_Model):
     acknowledge: float = Field(gt=0, le=24 * 30, description="hours to acknowledge")
     resolve: float = Field(gt=0, le=24 * 90, description="hours to resolve")
+    clock: Annotated[SlaClocks, BeforeValidator(_clocks)] = Field(
+        default_factory=SlaClocks,
+        description="calendar (default) or business, for both targets or one per target",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> SlaHours:
-        if self.resolve < self.acknowledge:
+        same_clock = self.clock.acknowledge == self.clock.resolve
+        if same_clock and self.resolve < self.acknowledge:
             raise ValueError("resolve hours must not be shorter than acknowledge hours")
         return self
+
+    @property
+    def business(self) -> bool:
+        return "business" in (self.clock.acknowledge, self.clock.resolve)
+
+
+def _spans(value: Any) -> Any:
+    """A weekday's opening hours: "09:00-18:00", or a list of spans for a break."""
+    spans = [value] if isinstance(value, str) else value
+    if not isinstance(spans, list | tuple) or not spans:
+        raise ValueError(
+            'opening hours are "09:00-18:00" or a list of spans, e.g. '
+            '["09:00-12:30", "13:30-18:00"]; leave a closed weekday out'
+        )
+    previous_end = -1
+    out = []
+    for span in spans:
+        text = span.replace(" ", "") if isinstance(span, str) else span
+        if not isinstance(text, str) or not _SPAN.match(text):
+            raise ValueError(f"'{span}' is not a span of local times like \"09:00-18:00\"")
+        start, end = (int(t[:2]) * 60 + int(t[3:]) for t in text.split("-"))
+        if end <= start:
+            raise ValueError(f"'{span}': the span must end after it starts")
+        if start < previous_end:
+            raise ValueError(f"'{span}': the spans must be in order and must not overlap")
+        previous_end = end
+        out.append(text)
+    return tuple(out)
+
+
+OpeningSpans = Annotated[tuple[str, ...], BeforeValidator(_spans)]
+
+
+class BusinessHours(_Model):
+    """When business-hours SLA clocks run, in the hospital's time zone."""
+
+    opening: dict[Weekday, OpeningSpans] = Field(
+        description='local opening hours per weekday (mon ... sun), e.g. fri: "09:00-18:00"; '
+        "a weekday left out is closed"
+    )
+    public_holidays: Literal["KR"] | None = Field(
+        default="KR",
+        description="closed on this country's public holidays (the `holidays` package: lunar "
+        "holidays such as 설날 and 추석, and substitute holidays); null: open on them",
+    )
+    closed_days: tuple[date, ...] = Field(
+        default=(), description="the hospital's own closed days, e.g. 2026-12-31"
+    )
+
+    @field_validator("opening")
+    @classmethod
+    def _some_opening(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        if not value:
+            raise ValueError("give the opening hours of at least one weekday")
+        return value
+
+    @field_validator("closed_days")
+    @classmethod
+    def _unique_days(cls, value: tuple[date, ...]) -> tuple[date, ...]:
+        twice = sorted({d.isoformat() for d in value if value.count(d) > 1})
+        if twice:
+            raise ValueError(f"listed twice: {', '.join(twice)}")
+        return value
 
 
 def _default_sla() -> dict[Urgency, SlaHours]:
@@ -272,8 +365,18 @@ class SenderProfile(_Model):
         default=None, description="HMAC secret the provider signs its callbacks with"
     )
     rate_per_second: float = Field(default=10, gt=0, le=1000)
+    balance_alarm_krw: int = Field(
+        default=50_000,
+        ge=0,
+        le=100_000_000,
+        description="the alarm provider-balance-low pages when the provider account's cash "
+        "balance (원) falls below this; 50,000 is about 7,000 AlimTalk or 6,000 SMS",
+    )
     quiet_hours: QuietHours | None = Field(
-        default=None, description="service messages are held during these hours too"
+        default=None,
+        description="patient messages (not urgent ones, not staff alerts) are held during these "
+        "hours; ads to patients with night consent are not, unless `marketing.night_ads` is "
+        "`never`",
     )
 
     @model_validator(mode="after")
@@ -293,6 +396,9 @@ class SenderProfile(_Model):
 
 STAFF_TEMPLATES = frozenset({"staff_alert"})
 """Templates sent to staff phones, not patients: free of the health-information check."""
+PATIENT_VARIABLES = ("hospital", "name", "callback", "opt_out")
+"""What a plan step or a campaign can fill in its template (`recall.service.patient_variables`):
+no appointment time, which the treatment record does not carry."""
 
 
 def _health_terms_problem(template_id: str, terms: list[str]) -> str:
@@ -400,6 +506,13 @@ class MarketingSettings(_Model):
         description="frequency cap: a patient is sent at most one advertising message (campaign "
         "or marketing plan step) in this many days; 0 turns the cap off",
     )
+    night_ads: Literal["with_consent", "never"] = Field(
+        default="with_consent",
+        description="advertising between 21:00 and 08:00 (정보통신망법 §50): `with_consent` sends "
+        "it to patients who gave the separate night consent, and for them `sender.quiet_hours` "
+        "does not hold ads (their consent is for night-time ads); `never` holds every ad in "
+        "those hours and in the quiet hours, consent or not (stricter by choice)",
+    )
 
 
 class HospitalConfig(_Model):
@@ -420,6 +533,9 @@ class HospitalConfig(_Model):
     )
     complaints: ComplaintSettings
     sla: dict[Urgency, SlaHours] = Field(default_factory=_default_sla)
+    business_hours: BusinessHours | None = Field(
+        default=None, description="when business-hours SLA clocks run (`sla.<urgency>.clock`)"
+    )
     channels: tuple[Channel, ...] = CHANNELS
     sender: SenderProfile
     templates: tuple[Template, ...] = ()
@@ -451,6 +567,17 @@ class HospitalConfig(_Model):
         if missing:
             raise ValueError(f"SLA hours missing for urgency: {', '.join(missing)}")
         return value
+
+    @model_validator(mode="after")
+    def _business_hours_defined(self) -> HospitalConfig:
+        if self.business_hours is None:
+            for urgency, hours in self.sla.items():
+                if hours.business:
+                    raise ValueError(
+                        f"sla.{urgency}.clock: a business-hours clock needs a business_hours "
+                        'section (opening hours per weekday, e.g. mon: "09:00-18:00")'
+                    )
+        return self
 
     @field_validator("channels")
     @classmethod
@@ -499,6 +626,13 @@ class HospitalConfig(_Model):
                     raise ValueError(
                         f"{where}.plan[{j}]: step purpose '{step.purpose}' differs from "
                         f"template '{template.id}' purpose '{template.purpose}'"
+                    )
+                unknown = [v for v in template.variables if v not in PATIENT_VARIABLES]
+                if unknown:
+                    raise ValueError(
+                        f"{where}.plan[{j}]: template '{template.id}' uses "
+                        f"{', '.join(f'#{{{v}}}' for v in unknown)}, which a plan step cannot "
+                        f"fill (it knows only {', '.join(PATIENT_VARIABLES)}): say it without"
                     )
         return self
 

@@ -19,7 +19,13 @@ def put(entry: dict[str, Any]) -> None:
 
 
 def recent(limit: int = 50) -> list[dict[str, Any]]:
-    """Newest first: message_id, sent_at, channel, to, subject, text, status."""
+    """Newest first: message_id, sent_at, channel, to, subject, text, status (and sms_type,
+    SMS or LMS, for text messages; delivered_channel when it went out on another channel).
+
+    In the message record's words: `status` is the record's status now (`sent`, then what a
+    delivery report made it), as `/messages` shows it."""
+    from sotong.notify import records
+
     response = store.dynamodb().query(
         TableName=store.table_name(),
         KeyConditionExpression="pk = :pk",
@@ -28,9 +34,16 @@ def recent(limit: int = 50) -> list[dict[str, Any]]:
         Limit=max(1, min(limit, 500)),
     )
     entries = [store.from_item(item) for item in response.get("Items", [])]
+    ids = sorted({str(e["message_id"]) for e in entries if e.get("message_id")})
+    found = records.get_many(ids) if ids else {}
     for entry in entries:
         entry.pop("pk", None)
         entry.pop("sk", None)
+        record = found.get(str(entry.get("message_id")))
+        if record:
+            entry["status"] = record.get("status", entry.get("status"))
+            if record.get("delivered_channel"):
+                entry["delivered_channel"] = record["delivered_channel"]
     return entries
 
 

@@ -90,16 +90,34 @@ def _next_end(now_local: datetime, end: time) -> datetime:
 def release_time(
     request: MessageRequest, hospital: HospitalConfig, now: datetime
 ) -> tuple[datetime | None, str | None]:
-    """When a message may leave, if not now: (release time, why) or (None, None)."""
+    """When a message may leave, if not now: (release time, why) or (None, None).
+
+    Which rule wins at night (docs/configure-a-hospital.md, "Night-time messages"):
+    - the law (정보통신망법 §50) always holds an ad between 21:00 and 08:00 for a patient without
+      the separate night consent (`night_advertising`);
+    - the hospital's quiet hours hold every other non-urgent patient message (`quiet_hours`),
+      except an ad to a patient who gave the night consent: that consent is the patient asking
+      for night-time ads, and holding them anyway would make it mean nothing;
+    - `marketing.night_ads: never` is the hospital being stricter by choice: no ad leaves in
+      21:00-08:00 or in the quiet hours, whatever the patient consented to.
+    """
     if request.not_before and request.not_before > now:
         return request.not_before, "not_before"
     local = now.astimezone(hospital.zone)
-    night_ad = request.purpose == "marketing" and not request.recipient.night_consent
-    if night_ad and _in_window(local.time(), NIGHT_START, NIGHT_END):
+    ad = request.purpose == "marketing"
+    consented_night_ad = (
+        ad and request.recipient.night_consent and hospital.marketing.night_ads == "with_consent"
+    )
+    if ad and not consented_night_ad and _in_window(local.time(), NIGHT_START, NIGHT_END):
         return _next_end(local, NIGHT_END), "night_advertising"
     quiet = hospital.sender.quiet_hours
-    patient_service = request.recipient.kind == "patient" and not request.urgent
-    if quiet and patient_service and _in_window(local.time(), quiet.start, quiet.end):
+    held_quietly = request.recipient.kind == "patient" and not request.urgent
+    if (
+        quiet
+        and held_quietly
+        and not consented_night_ad
+        and _in_window(local.time(), quiet.start, quiet.end)
+    ):
         return _next_end(local, quiet.end), "quiet_hours"
     return None, None
 

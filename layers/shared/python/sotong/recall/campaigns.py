@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from sotong import clock, store
-from sotong.config.schema import HospitalConfig, Template
+from sotong.config.schema import PATIENT_VARIABLES, HospitalConfig, Template
 from sotong.dates import SendDay
 from sotong.errors import BadRequest, Conflict, NotFound
 from sotong.fields import Line
@@ -48,7 +48,7 @@ from sotong.recall.segments import Entry, Segment, known_tag, marketing_consent,
 from sotong.recall.service import patient_recipient, patient_variables
 
 TimeLeft = Callable[[], float]
-FILLABLE = ("hospital", "name", "callback", "opt_out")
+FILLABLE = PATIENT_VARIABLES
 ACTIVE = ("planned", "running")
 ACTIVE_INDEX = "CAMPAIGNS"
 PAGE = 100

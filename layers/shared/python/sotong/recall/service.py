@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sotong import clock, consent, erasure, store, tombstones
-from sotong.config.schema import HospitalConfig, Template, TreatmentTag
+from sotong.config.schema import PATIENT_VARIABLES, HospitalConfig, Template, TreatmentTag
 from sotong.errors import BadRequest, Conflict, NotFound
 from sotong.health_terms import check_staff_text
 from sotong.notify import txoutbox
@@ -79,15 +79,18 @@ def patient_recipient(patient: dict[str, Any]) -> Recipient:
 def patient_variables(
     hospital: HospitalConfig, template: Template, patient: dict[str, Any]
 ) -> dict[str, str]:
-    """The variables a recall or campaign template may use, limited to the ones it does."""
+    """The variables a recall or campaign template may use (`PATIENT_VARIABLES`), limited to
+    the ones it does. Nothing stands in for what is not known: a treatment record has a date,
+    not a time, so there is no `#{time}` (the config check refuses a plan step whose template
+    asks for one, rather than a message promising "예약하신 시간")."""
     sender = hospital.sender
     available = {
         "hospital": sender.display_name,
         "name": patient["name"],
         "callback": sender.callback_number,
         "opt_out": sender.opt_out_number,
-        "time": "예약하신 시간",
     }
+    assert tuple(available) == PATIENT_VARIABLES
     return {k: v for k, v in available.items() if k in template.variables}
 
 

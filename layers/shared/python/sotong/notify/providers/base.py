@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 MessageChannel = Literal["alimtalk", "sms", "email"]
 SMS_MAX_BYTES = 90
@@ -74,6 +74,27 @@ class DeliveryReport:
     channel: MessageChannel | None = None
     recipient_phone: str | None = None
     recipient_email: str | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """What the provider says is left on the account; `cash_krw` None: it could not tell."""
+
+    cash_krw: float | None
+    point: float | None = None
+    """Solapi's points, reported beside the cash (`point`); not counted in `cash_krw`."""
+    reason: str | None = None
+
+
+@runtime_checkable
+class ReportsBalance(Protocol):
+    """A provider that reports the account's balance (Solapi, the sandbox)."""
+
+    name: str
+
+    def balance(self) -> Balance:
+        """The account's balance now; never raises (`cash_krw=None` with a reason)."""
+        ...
 
 
 class Provider(Protocol):

@@ -7,7 +7,7 @@ from functools import cache
 
 from sotong import secrets
 from sotong.config.schema import HospitalConfig
-from sotong.notify.providers.base import Provider
+from sotong.notify.providers.base import Provider, ReportsBalance
 from sotong.notify.providers.sandbox import SandboxProvider
 
 SOLAPI_URL_ENV = "SOTONG_SOLAPI_URL"
@@ -35,6 +35,13 @@ class Providers:
         if self._solapi is None:
             self._solapi = _solapi(self.hospital)
         return self._solapi
+
+    def balance_reporter(self) -> ReportsBalance:
+        """The provider whose account balance the hospital pays from (Solapi, or the sandbox)."""
+        provider = self.for_channel("sms")
+        if not isinstance(provider, ReportsBalance):
+            raise TypeError(f"provider {provider.name} reports no balance")
+        return provider
 
 
 @cache

@@ -32,6 +32,11 @@ What Solapi publishes, and this module follows
   type, statusCode, customFields, kakaoOptions, dateCreated, dateUpdated, ...}}}` — an object
   keyed by message id, not a list; `nextKey` null on the last page, and the next page is asked
   for with `startKey=<nextKey>`. `lookup` uses it.
+- Balance (solapi/documents `api-reference/cash/getBalance.md` "잔액조회"; SDK `get_balance`,
+  `model/response/balance/get_balance.py`): `GET /cash/v1/balance`, signed like every request,
+  needs the key's `cash:read` permission; the answer carries `balance` (cash, in 원) and `point`
+  (both numbers; the SDK model has only these two, the docs' sample adds `lowBalanceAlert`,
+  `minimumCash`, `rechargeTo`, `autoRecharge`, `accountId`). `balance` reads it.
 - Message status codes (`api-reference/message-status-codes.md`): 1xxx refused at intake, 2000
   accepted, 2xxx refused inside Solapi, 3000 handed to the carrier, 3xxx failed at the carrier
   or at Kakao (3103 text does not match the template, 3104 not a KakaoTalk user, 3105 template
@@ -111,6 +116,7 @@ from urllib.parse import urlencode
 
 from sotong.masking import mask, mask_text
 from sotong.notify.providers.base import (
+    Balance,
     DeliveryReport,
     Lookup,
     OutgoingMessage,
@@ -122,6 +128,7 @@ from sotong.phone import national_format, normalize_korean_phone
 DEFAULT_BASE_URL = "https://api.solapi.com"
 SEND_PATH = "/messages/v4/send-many/detail"
 LIST_PATH = "/messages/v4/list-old"
+BALANCE_PATH = "/cash/v1/balance"
 CUSTOM_FIELD_MESSAGE_ID = "sotongMessageId"
 SIGNATURE_HEADER = "X-Solapi-Signature"
 TIMESTAMP_HEADER = "X-Solapi-Timestamp"
@@ -477,6 +484,33 @@ class SolapiProvider:
             return dict.fromkeys(message_ids, result)
         return _map_response(message_ids, response.status, response.headers, response.data)
 
+    def balance(self) -> Balance:
+        """The account's cash balance (원) and points; `cash_krw=None` with a reason when the
+        request fails or the answer has no numeric `balance`. Never raises."""
+        from urllib3.exceptions import HTTPError as TransportError
+
+        try:
+            response = self._request("GET", self._base_url + BALANCE_PATH)
+        except (TransportError, OSError) as exc:
+            reason = _network_reason(exc)
+            _log.warning("solapi balance_network_error", extra={"reason": reason})
+            return Balance(cash_krw=None, reason=f"balance_{reason}")
+        parsed = _json(response.data)
+        if not 200 <= response.status < 300:
+            code = parsed.get("errorCode") if isinstance(parsed, dict) else None
+            _log.warning(
+                "solapi balance_failed", extra={"http_status": response.status, "code": code}
+            )
+            if response.status in (401, 403) and code != "DuplicatedSignature":
+                return Balance(cash_krw=None, reason="provider_auth")
+            return Balance(cash_krw=None, reason=f"balance_http_{response.status}")
+        cash = _number(parsed.get("balance")) if isinstance(parsed, dict) else None
+        if cash is None:
+            _log.warning("solapi balance_unparsed_response")
+            return Balance(cash_krw=None, reason="balance_unparsed_response")
+        assert isinstance(parsed, dict)
+        return Balance(cash_krw=cash, point=_number(parsed.get("point")))
+
     def lookup(self, message: OutgoingMessage, sent_after: datetime) -> Lookup:
         """Search Solapi's message list (by recipient, created from `sent_after` minus a minute
         until now) for our message id, page by page up to `lookup_max_pages` pages.
@@ -742,6 +776,17 @@ def _map_response(
 
 def _str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number (or a numeric string, as the docs' `notificationBalance` is); None else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
 
 
 def _warn(event: str, message_id: str, **fields: Any) -> None:
