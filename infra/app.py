@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,22 @@ DEFAULT_REGION = "ap-northeast-2"
 
 class SynthError(Exception):
     """The app cannot be built as asked; the message says why and what to do."""
+
+
+RUNTIME_REQUIREMENTS = REPO / "requirements" / "runtime.in"
+
+
+def pinned_powertools() -> str:
+    """The Powertools version the functions are tested with (the runtime pin), which is also the
+    layer they are deployed with: what is deployed is what is tested."""
+    found = re.search(
+        r"^aws-lambda-powertools==([0-9][0-9A-Za-z.]*)\s*$",
+        RUNTIME_REQUIREMENTS.read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
+    if found is None:
+        raise SynthError(f"{RUNTIME_REQUIREMENTS.name} pins no exact aws-lambda-powertools version")
+    return found.group(1)
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -95,9 +112,7 @@ def build_app(
         only = app.node.try_get_context("hospital")
     configs = select(load_hospitals(Path(hospitals_dir)), only)
 
-    version = app.node.try_get_context("powertools_layer_version")
-    if version is None:
-        raise SynthError("cdk.json context 'powertools_layer_version' is not set")
+    version = pinned_powertools()
     env = Environment(
         account=app.node.try_get_context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
         region=(
@@ -110,7 +125,7 @@ def build_app(
         SotongStack(
             app,
             config=config,
-            powertools_layer_version=int(version),
+            powertools_version=version,
             build_dir=Path(build_dir) if build_dir is not None else REPO / ".build",
             env=env,
         )

@@ -37,7 +37,7 @@ class SotongStack(Stack):
         scope: Construct,
         *,
         config: HospitalConfig,
-        powertools_layer_version: int,
+        powertools_version: str,
         build_dir: Path,
         **kwargs: Any,
     ) -> None:
@@ -64,7 +64,7 @@ class SotongStack(Stack):
             tables=self.tables,
             queues=self.queues,
             hash_key=self.hash_key,
-            powertools_layer_version=powertools_layer_version,
+            powertools_version=powertools_version,
             config_layer_dir=write_config_layer(config, build_dir),
             build_dir=build_dir,
         )

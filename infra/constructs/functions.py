@@ -43,7 +43,15 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 ASSET_EXCLUDE = ["__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache"]
 LOG_RETENTION = logs.RetentionDays.TWO_YEARS  # PIPA: access logs of sensitive data, 2 years
-POWERTOOLS_ACCOUNT = "017000801446"
+POWERTOOLS_PARAMETERS = "/aws/service/powertools/python/arm64/python3.14"
+
+
+def powertools_parameter(version: str) -> str:
+    """The public SSM parameter that holds the layer ARN of one Powertools release, in every
+    commercial region (`/aws/service/powertools/python/{arch}/{python}/{version}`)."""
+    return f"{POWERTOOLS_PARAMETERS}/{version}"
+
+
 METRICS_NAMESPACE = "Sotong"
 
 
@@ -117,7 +125,7 @@ class Functions(Construct):
         tables: Tables,
         queues: Queues,
         hash_key: secretsmanager.ISecret,
-        powertools_layer_version: int,
+        powertools_version: str,
         config_layer_dir: Path,
         build_dir: Path,
     ) -> None:
@@ -127,7 +135,6 @@ class Functions(Construct):
         self._tables = tables
         self._queues = queues
         self._hash_key = hash_key
-        stack = Stack.of(self)
         self.layers: list[lambda_.ILayerVersion] = [
             lambda_.LayerVersion(
                 self,
@@ -137,11 +144,12 @@ class Functions(Construct):
                 compatible_runtimes=[RUNTIME],
                 compatible_architectures=[ARCHITECTURE],
             ),
+            # Resolved at deploy time from Powertools' public parameter for the pinned version
+            # (the layer number differs per region and is not knowable offline).
             lambda_.LayerVersion.from_layer_version_arn(
                 self,
                 "PowertoolsLayer",
-                f"arn:{stack.partition}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:"
-                f"AWSLambdaPowertoolsPythonV3-python314-arm64:{powertools_layer_version}",
+                f"{{{{resolve:ssm:{powertools_parameter(powertools_version)}}}}}",
             ),
             lambda_.LayerVersion(
                 self,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.app import cdk_json_context
+from infra.app import pinned_powertools
 from infra.constructs.functions import secret_refs
 from infra.naming import pascal, physical
 from sotong.config.loader import load_hospital_file
@@ -196,10 +197,11 @@ def test_function_has_the_three_layers(synth: Synth, spec: Function) -> None:
     layers = cfn.of_type(synth.template, "AWS::Lambda::LayerVersion")
     assert layers[shared["Ref"]]["Properties"]["Description"].startswith("sotong shared")
     assert layers[config["Ref"]]["Properties"]["Description"].startswith("validated hospital")
-    version = cdk_json_context()["powertools_layer_version"]
-    assert cfn.render(powertools) == (
-        "arn:${AWS::Partition}:lambda:ap-northeast-2:017000801446:layer:"
-        f"AWSLambdaPowertoolsPythonV3-python314-arm64:{version}"
+    # what is deployed is what is tested: the layer of the Powertools the tests import
+    tested = importlib.metadata.version("aws-lambda-powertools")
+    assert pinned_powertools() == tested
+    assert powertools == (
+        f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.14/{tested}}}}}"
     )
 
 
