@@ -271,6 +271,38 @@ def test_every_command_the_banner_prints_works_as_written(stack: Running) -> Non
         assert done.returncode == 0, (pair, done.stdout, done.stderr)
 
 
+def test_every_local_command_the_readme_shows_works_as_written(stack: Running) -> None:
+    """The README's `.venv/bin/sotong ...` and `curl http://127.0.0.1:8000/...` lines, run as typed
+    (this stack listens elsewhere: only the address and $SOTONG_LOCAL_API change)."""
+    import re
+    import shutil
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [
+        c for c in re.findall(r"`((?:\.venv/bin/sotong|curl) [^`]+)`", readme) if "<" not in c
+    ]
+    assert len(commands) >= 4, commands
+    for command in commands:
+        if command.startswith("curl") and not shutil.which("curl"):
+            continue
+        typed = command.replace("http://127.0.0.1:8000", stack.url)
+        done = subprocess.run(
+            ["bash", "-c", typed + (" --fail --silent" if typed.startswith("curl") else "")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "SOTONG_LOCAL_API": stack.url},
+        )
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+    validate = "`.venv/bin/sotong validate hospitals/<id>.yaml`"
+    assert validate in readme  # the one with a placeholder: run with the demo's file
+    done = subprocess.run(
+        [".venv/bin/sotong", "validate", "hospitals/demo.yaml"], cwd=ROOT, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_token_command(stack: Running, capsys: pytest.CaptureFixture[str]) -> None:
     result = cli(stack, "token", "--role", "department_staff", "--department", "dental")
     assert result.returncode == 0, result.stderr
