@@ -18,8 +18,8 @@ SUITE = "classifier"
 @suite(SUITE)
 def run(options: Options) -> list[Row]:
     from sotong.complaints import learned
-    from sotong.complaints.classify import RuleClassifier
     from sotong.complaints.combined import CombinedClassifier
+    from sotong.complaints.rule_classifier import RuleClassifier
     from sotong.config import load_hospital_file
     from sotong_local.train_classifier import DATA, DEMO, read_examples
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core import Options, Row, percentile, suite, summary
-from sotong.resources import FUNCTIONS, QUEUES, TABLES, Function
+from sotong.resources import FUNCTIONS, HASH_KEY_ENV, QUEUES, TABLES, Function
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = ROOT / "functions"
@@ -138,6 +138,7 @@ def base_environment(config_path: Path) -> dict[str, str]:
         sqs = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}"
         env[queue.env] = f"{sqs}/sotong-demo-{queue.name}"
         env[queue.dlq_env] = f"{sqs}/sotong-demo-{queue.dlq_name}"
+    env[HASH_KEY_ENV] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:sotong-demo-hash-key"
     return env
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import math
 import pkgutil
 import statistics
@@ -75,8 +77,21 @@ def build_rows(options: Options) -> list[Row]:
     rows: list[Row] = []
     for name, run in available.items():
         if not options.only or name in options.only:
-            rows.extend(run(options))
+            # The functions a suite runs in-process print their Powertools metric (EMF) lines
+            # and log lines to stdout; the bench prints its table only.
+            with contextlib.redirect_stdout(_Discard()):
+                rows.extend(run(options))
     return rows
+
+
+class _Discard(io.TextIOBase):
+    """A stdout that drops what is written (a logger may keep it after its suite ended)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 # --- statistics ------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from sotong import clock
 from sotong.config import load_hospital
 from sotong.observability import get_logger, get_metrics
 from sotong.recall.campaigns import CampaignRunner
+from sotong.resources import require_env
 
+require_env("campaign_runner")
 logger = get_logger("campaign_runner")
 metrics = get_metrics("campaign_runner")
 runner = CampaignRunner(load_hospital())

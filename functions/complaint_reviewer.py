@@ -12,7 +12,9 @@ from sotong.complaints.review import SecondOpinion, second_opinion_for
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("complaint_reviewer")
 logger = get_logger("complaint_reviewer")
 metrics = get_metrics("complaint_reviewer")
 hospital = load_hospital()
@@ -39,5 +41,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for outcome, count in outcomes.items():
         metrics.add_metric(name=f"SecondOpinion_{outcome}", unit="Count", value=count)
     if outcomes.get("raised") or outcomes.get("complaint"):
-        logger.warning("second opinion raised urgency", **outcomes)
+        logger.warning("second opinion raised urgency", extra=outcomes)
     return {"batchItemFailures": []}

@@ -8,7 +8,9 @@ from sotong.config import load_hospital
 from sotong.notify import records
 from sotong.notify.providers.ses import parse_ses_events
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("email_events")
 logger = get_logger("email_events")
 metrics = get_metrics("email_events")
 hospital = load_hospital()

@@ -8,7 +8,9 @@ from sotong import clock
 from sotong.config import load_hospital
 from sotong.notify.release import release_due
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("notification_release")
 logger = get_logger("notification_release")
 metrics = get_metrics("notification_release")
 hospital = load_hospital()

@@ -14,11 +14,13 @@ from sotong.notify.model import MessageRequest
 from sotong.notify.providers.factory import Providers
 from sotong.notify.sender import BatchSender, Incoming
 from sotong.observability import get_logger, get_metrics
-from sotong.resources import NOTIFICATIONS
+from sotong.resources import NOTIFICATIONS, require_env
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef
 
+require_env("notification_sender")
 logger = get_logger("notification_sender")
 metrics = get_metrics("notification_sender")
 hospital = load_hospital()
@@ -35,7 +37,7 @@ def _sqs() -> "SQSClient":
 def _delay(handles: dict[str, int]) -> None:
     """Hide handed-back requests for their backoff; a failure here only makes them come
     back sooner (the claim rules still hold)."""
-    entries = [
+    entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
         {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
         for i, (handle, seconds) in enumerate(handles.items())
     ]

@@ -8,7 +8,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong.notify import txoutbox
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("outbox_relay")
 logger = get_logger("outbox_relay")
 metrics = get_metrics("outbox_relay")
 

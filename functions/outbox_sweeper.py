@@ -8,7 +8,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sotong import clock
 from sotong.notify import txoutbox
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("outbox_sweeper")
 logger = get_logger("outbox_sweeper")
 metrics = get_metrics("outbox_sweeper")
 

@@ -9,7 +9,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sotong.config import load_hospital
 from sotong.notify.providers.factory import Providers
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("provider_balance")
 logger = get_logger("provider_balance")
 metrics = get_metrics("provider_balance")
 hospital = load_hospital()

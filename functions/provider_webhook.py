@@ -19,7 +19,9 @@ from sotong.notify.providers.solapi import (
 )
 from sotong.observability import get_logger, get_metrics
 from sotong.recall.service import RecallDesk
+from sotong.resources import require_env
 
+require_env("provider_webhook")
 logger = get_logger("provider_webhook")
 metrics = get_metrics("provider_webhook")
 app = create_resolver("Sotong provider webhooks", "Signed callbacks from the message provider")

@@ -17,7 +17,9 @@ from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import BadRequest, NotFound, TooManyRequests
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("public_api")
 logger = get_logger("public_api")
 metrics = get_metrics("public_api")
 app = create_resolver("Sotong public API", "Patient-facing endpoints: no sign-in")

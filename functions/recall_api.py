@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sotong.api import create_resolver, current_staff, resolve
+from sotong.api import SignedIn, create_resolver, resolve
 from sotong.config import load_hospital
 from sotong.errors import Forbidden, NotFound
 from sotong.observability import get_logger, get_metrics
@@ -24,8 +24,10 @@ from sotong.recall.model import (
     TreatmentRecord,
 )
 from sotong.recall.service import RecallDesk
+from sotong.resources import require_env
 from sotong.staff import Staff
 
+require_env("recall_api")
 logger = get_logger("recall_api")
 metrics = get_metrics("recall_api")
 app = create_resolver("Sotong recall API", "Treatment tags, planned follow-ups and replies")
@@ -44,20 +46,20 @@ def _may_treat(staff: Staff, tag_id: str) -> None:
 
 
 @app.post("/patients", summary="Register a patient (or update their contact and consents)")
-def register(registration: PatientRegistration) -> Response[dict[str, Any]]:
-    staff = current_staff(app)
+def register(staff: SignedIn, registration: PatientRegistration) -> Response[dict[str, Any]]:
     access.registration(staff, registration)
     return Response(201, "application/json", desk.register(registration, staff.username))
 
 
 @app.get("/patients/<patient_id>", summary="A patient with their upcoming touchpoints")
-def get_patient(patient_id: PatientId) -> dict[str, Any]:
-    return access.view(current_staff(app), patient_id)
+def get_patient(staff: SignedIn, patient_id: PatientId) -> dict[str, Any]:
+    return access.view(staff, patient_id)
 
 
 @app.post("/patients/<patient_id>/treatments", summary="Record a treatment: plans its follow-ups")
-def record_treatment(patient_id: PatientId, record: TreatmentRecord) -> Response[dict[str, Any]]:
-    staff = current_staff(app)
+def record_treatment(
+    staff: SignedIn, patient_id: PatientId, record: TreatmentRecord
+) -> Response[dict[str, Any]]:
     _may_treat(staff, record.tag)
     treatment, created = desk.record_treatment(patient_id, record, staff.username)
     if created:
@@ -70,43 +72,41 @@ def record_treatment(patient_id: PatientId, record: TreatmentRecord) -> Response
     summary="Change a treatment's date: its pending touchpoints move with it",
 )
 def change_date(
-    patient_id: PatientId, treatment_id: TreatmentId, change: TreatmentDateChange
+    staff: SignedIn, patient_id: PatientId, treatment_id: TreatmentId, change: TreatmentDateChange
 ) -> dict[str, Any]:
-    staff = current_staff(app)
     access.treatment(staff, patient_id, treatment_id)
     return desk.change_treatment_date(patient_id, treatment_id, change.date, staff.username)
 
 
 @app.post("/patients/<patient_id>/appointments", summary="Record a booking or a visit")
-def record_appointment(patient_id: PatientId, appointment: Appointment) -> dict[str, Any]:
-    staff = current_staff(app)
+def record_appointment(
+    staff: SignedIn, patient_id: PatientId, appointment: Appointment
+) -> dict[str, Any]:
     access.patient(staff, patient_id)
     return desk.record_appointment(patient_id, appointment, staff.username)
 
 
 @app.get("/patients/<patient_id>/touchpoints", summary="Every touchpoint, planned or done")
-def touchpoints(patient_id: PatientId) -> dict[str, Any]:
-    return {"touchpoints": access.touchpoints(current_staff(app), patient_id)}
+def touchpoints(staff: SignedIn, patient_id: PatientId) -> dict[str, Any]:
+    return {"touchpoints": access.touchpoints(staff, patient_id)}
 
 
 @app.post(
     "/patients/<patient_id>/touchpoints/<touchpoint_id>/cancel", summary="Cancel one touchpoint"
 )
-def cancel(patient_id: PatientId, touchpoint_id: TouchpointId) -> dict[str, Any]:
-    staff = current_staff(app)
+def cancel(staff: SignedIn, patient_id: PatientId, touchpoint_id: TouchpointId) -> dict[str, Any]:
     access.touchpoint(staff, patient_id, touchpoint_id)
     return desk.cancel_touchpoint(patient_id, touchpoint_id, staff.username)
 
 
 @app.post("/patients/<patient_id>/pause", summary="Pause (or resume) a patient's follow-ups")
-def pause(patient_id: PatientId, change: PauseChange) -> dict[str, Any]:
-    access.patient(current_staff(app), patient_id)
+def pause(staff: SignedIn, patient_id: PatientId, change: PauseChange) -> dict[str, Any]:
+    access.patient(staff, patient_id)
     return desk.pause(patient_id, change.paused, change.reason)
 
 
 @app.delete("/patients/<patient_id>", summary="Erase a patient (PIPA request): counts remain")
-def erase(patient_id: PatientId) -> dict[str, Any]:
-    staff = current_staff(app)
+def erase(staff: SignedIn, patient_id: PatientId) -> dict[str, Any]:
     if staff.role != "cs_admin":
         raise Forbidden("only the customer-service admin (cs_admin) may erase a patient")
     # the erasure report: what went, by kind (counts only), and the anonymous counts kept
@@ -114,14 +114,13 @@ def erase(patient_id: PatientId) -> dict[str, Any]:
 
 
 @app.get("/patients/<patient_id>/conversation", summary="Replies beside the tag's manual")
-def conversation(patient_id: PatientId) -> dict[str, Any]:
-    access.patient(current_staff(app), patient_id)
+def conversation(staff: SignedIn, patient_id: PatientId) -> dict[str, Any]:
+    access.patient(staff, patient_id)
     return desk.conversation(patient_id)
 
 
 @app.post("/patients/<patient_id>/conversation", summary="Answer the patient")
-def answer(patient_id: PatientId, message: StaffMessage) -> dict[str, Any]:
-    staff = current_staff(app)
+def answer(staff: SignedIn, patient_id: PatientId, message: StaffMessage) -> dict[str, Any]:
     access.patient(staff, patient_id)
     return desk.answer(
         patient_id, message.message, staff.username, confirmed=message.confirm_health_terms
@@ -145,8 +144,8 @@ def _may_segment(staff: Staff, tag_id: str) -> None:
     description="Reads the tag index only (never the table): the cost grows with the treatments "
     "of that tag and is returned in `cost`.",
 )
-def count_segment(segment: segments.Segment) -> dict[str, Any]:
-    _may_segment(current_staff(app), segment.tag)
+def count_segment(staff: SignedIn, segment: segments.Segment) -> dict[str, Any]:
+    _may_segment(staff, segment.tag)
     return segments.count(segment, hospital)
 
 
@@ -154,8 +153,8 @@ def count_segment(segment: segments.Segment) -> dict[str, Any]:
     "/segments/list",
     summary="List a segment's patients (phone masked), oldest latest treatment first; paginated",
 )
-def list_segment(request: segments.SegmentPage) -> dict[str, Any]:
-    _may_segment(current_staff(app), request.tag)
+def list_segment(staff: SignedIn, request: segments.SegmentPage) -> dict[str, Any]:
+    _may_segment(staff, request.tag)
     return segments.page(request, hospital)
 
 
@@ -173,8 +172,7 @@ def list_segment(request: segments.SegmentPage) -> dict[str, Any]:
         201: {"description": "Created; the runner starts it within a minute"},
     },
 )
-def create_campaign(request: CampaignRequest) -> Response[dict[str, Any]]:
-    staff = current_staff(app)
+def create_campaign(staff: SignedIn, request: CampaignRequest) -> Response[dict[str, Any]]:
     if staff.role != "cs_admin":
         raise Forbidden("only the customer-service admin (cs_admin) may send a campaign")
     key = checked_key(app.current_event.headers.get("Idempotency-Key"))
@@ -185,8 +183,7 @@ def create_campaign(request: CampaignRequest) -> Response[dict[str, Any]]:
 
 
 @app.get("/campaigns/<campaign_id>", summary="A campaign with its progress and results")
-def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
-    staff = current_staff(app)
+def get_campaign(staff: SignedIn, campaign_id: CampaignId) -> dict[str, Any]:
     campaign = campaigns.get(campaign_id)
     tag = segments.known_tag(hospital, campaign["segment"]["tag"])
     if not staff.sees_department(tag.department):
@@ -199,8 +196,7 @@ def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
     summary="Stop a campaign (cs_admin): nothing more is queued after the current page",
     responses={409: {"description": "The campaign has finished already"}},
 )
-def cancel_campaign(campaign_id: CampaignId) -> dict[str, Any]:
-    staff = current_staff(app)
+def cancel_campaign(staff: SignedIn, campaign_id: CampaignId) -> dict[str, Any]:
     if staff.role != "cs_admin":
         raise Forbidden("only the customer-service admin (cs_admin) may cancel a campaign")
     return campaigns.cancel(campaign_id, staff.username)
@@ -225,11 +221,11 @@ IMPORT_ERRORS_SHOWN = 200
     },
 )
 def import_treatments(
+    staff: SignedIn,
     dry_run: Annotated[bool, Query(description="check every row; write nothing")] = False,
 ) -> dict[str, Any]:
     from sotong.recall import importer
 
-    staff = current_staff(app)
     event = app.current_event
     raw = event.body or ""
     data = base64.b64decode(raw) if event.is_base64_encoded else raw.encode("utf-8")

@@ -10,7 +10,9 @@ from sotong import clock
 from sotong.config import load_hospital
 from sotong.observability import get_logger, get_metrics
 from sotong.recall.service import RecallDesk
+from sotong.resources import require_env
 
+require_env("recall_dispatcher")
 logger = get_logger("recall_dispatcher")
 metrics = get_metrics("recall_dispatcher")
 desk = RecallDesk(load_hospital())

@@ -9,7 +9,9 @@ from sotong.complaints.classify import classifier_for
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.observability import get_logger, get_metrics
+from sotong.resources import require_env
 
+require_env("sla_sweeper")
 logger = get_logger("sla_sweeper")
 metrics = get_metrics("sla_sweeper")
 hospital = load_hospital()

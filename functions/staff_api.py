@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sotong.api import create_resolver, current_staff, resolve
+from sotong.api import SignedIn, create_resolver, resolve
 from sotong.complaints import reports
 from sotong.complaints.classify import classifier_for
 from sotong.complaints.model import (
@@ -25,7 +25,10 @@ from sotong.errors import BadRequest, Forbidden, NotFound
 from sotong.notify import outbox, records
 from sotong.observability import get_logger, get_metrics
 from sotong.phone import normalize_korean_phone
+from sotong.resources import require_env
+from sotong.staff import Staff
 
+require_env("staff_api")
 logger = get_logger("staff_api")
 metrics = get_metrics("staff_api")
 app = create_resolver("Sotong staff API", "For hospital staff; every call needs a staff sign-in")
@@ -35,14 +38,15 @@ ComplaintId = Annotated[str, Path(pattern=r"^c[0-9a-f]{10,30}$", description="co
 DATE = r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$"
 
 
-def _require_admin() -> None:
-    if current_staff(app).role != "cs_admin":
+def _require_admin(staff: Staff) -> None:
+    if staff.role != "cs_admin":
         raise Forbidden("only the customer-service admin (cs_admin) may do this")
 
 
 # --- complaints -----------------------------------------------------------------------------------
 @app.get("/inbox", summary="Complaints by state, department, status, urgency and date; paginated")
 def inbox(
+    staff: SignedIn,
     state: Annotated[Literal["open", "resolved", "closed"], Query()] = "open",
     department: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
@@ -53,7 +57,7 @@ def inbox(
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> dict[str, Any]:
     return desk.inbox(
-        current_staff(app),
+        staff,
         state=state,
         department=department,
         status=status,
@@ -66,8 +70,8 @@ def inbox(
 
 
 @app.post("/staff/complaints", summary="Enter a complaint taken by phone or at the desk")
-def enter_complaint(entry: StaffEntry) -> Response[dict[str, Any]]:
-    receipt = desk.enter(current_staff(app), entry)
+def enter_complaint(staff: SignedIn, entry: StaffEntry) -> Response[dict[str, Any]]:
+    receipt = desk.enter(staff, entry)
     return Response(status_code=201, content_type="application/json", body=receipt)
 
 
@@ -75,51 +79,53 @@ def enter_complaint(entry: StaffEntry) -> Response[dict[str, Any]]:
     "/complaints/<complaint_id>",
     summary="One complaint with its full history and every SMS/KakaoTalk message it received",
 )
-def get_complaint(complaint_id: ComplaintId) -> dict[str, Any]:
-    return desk.view_for(current_staff(app), complaint_id)
+def get_complaint(staff: SignedIn, complaint_id: ComplaintId) -> dict[str, Any]:
+    return desk.view_for(staff, complaint_id)
 
 
 @app.post("/complaints/<complaint_id>/status", summary="Change the status, with a note")
-def change_status(complaint_id: ComplaintId, change: Transition) -> dict[str, Any]:
-    return desk.change_status(current_staff(app), complaint_id, change.status, change.note)
+def change_status(staff: SignedIn, complaint_id: ComplaintId, change: Transition) -> dict[str, Any]:
+    return desk.change_status(staff, complaint_id, change.status, change.note)
 
 
 @app.post("/complaints/<complaint_id>/assign", summary="Assign to a person and/or department")
-def assign(complaint_id: ComplaintId, assignment: Assignment) -> dict[str, Any]:
-    return desk.assign(current_staff(app), complaint_id, assignment)
+def assign(staff: SignedIn, complaint_id: ComplaintId, assignment: Assignment) -> dict[str, Any]:
+    return desk.assign(staff, complaint_id, assignment)
 
 
 @app.post("/complaints/<complaint_id>/classification", summary="Correct kind/category/urgency")
-def correct(complaint_id: ComplaintId, correction: Correction) -> dict[str, Any]:
-    return desk.correct(current_staff(app), complaint_id, correction)
+def correct(staff: SignedIn, complaint_id: ComplaintId, correction: Correction) -> dict[str, Any]:
+    return desk.correct(staff, complaint_id, correction)
 
 
 @app.post("/complaints/<complaint_id>/replies", summary="Reply to the patient (progress update)")
-def reply(complaint_id: ComplaintId, message: Reply) -> dict[str, Any]:
-    return desk.reply(current_staff(app), complaint_id, message)
+def reply(staff: SignedIn, complaint_id: ComplaintId, message: Reply) -> dict[str, Any]:
+    return desk.reply(staff, complaint_id, message)
 
 
 @app.post("/complaints/<complaint_id>/resolve", summary="Resolve with the outcome for the patient")
-def resolve_complaint(complaint_id: ComplaintId, resolution: Resolution) -> dict[str, Any]:
-    return desk.resolve(current_staff(app), complaint_id, resolution)
+def resolve_complaint(
+    staff: SignedIn, complaint_id: ComplaintId, resolution: Resolution
+) -> dict[str, Any]:
+    return desk.resolve(staff, complaint_id, resolution)
 
 
 @app.post("/complaints/<complaint_id>/close", summary="Close; the patient gets the survey")
-def close(complaint_id: ComplaintId, note: Note) -> dict[str, Any]:
-    return desk.close(current_staff(app), complaint_id, note.note)
+def close(staff: SignedIn, complaint_id: ComplaintId, note: Note) -> dict[str, Any]:
+    return desk.close(staff, complaint_id, note.note)
 
 
 @app.post("/complaints/<complaint_id>/reopen", summary="Reopen a resolved or closed complaint")
-def reopen(complaint_id: ComplaintId, note: Note) -> dict[str, Any]:
-    return desk.reopen(current_staff(app), complaint_id, note.note)
+def reopen(staff: SignedIn, complaint_id: ComplaintId, note: Note) -> dict[str, Any]:
+    return desk.reopen(staff, complaint_id, note.note)
 
 
 @app.get("/reports/complaints", summary="Monthly (2026-11) or quarterly (2026-Q4) report")
 def complaint_report(
+    staff: SignedIn,
     period: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")],
     department: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
-    staff = current_staff(app)
     if not staff.sees_every_department:
         if department and department != staff.department:
             raise Forbidden(f"you may only see reports of department '{staff.department}'")
@@ -129,16 +135,17 @@ def complaint_report(
 
 # --- messages -------------------------------------------------------------------------------------
 @app.get("/outbox", summary="What the sandbox provider sent, newest first")
-def list_outbox(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
-    _require_admin()
+def list_outbox(staff: SignedIn, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+    _require_admin(staff)
     return {"provider": hospital.sender.provider, "messages": outbox.recent(limit)}
 
 
 @app.get("/messages/<message_id>", summary="One message record with its history")
 def get_message(
+    staff: SignedIn,
     message_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="message id")],
 ) -> dict[str, Any]:
-    _require_admin()
+    _require_admin(staff)
     record = records.get(message_id)
     if record is None:
         raise NotFound(f"no message {message_id}", field="path.message_id")
@@ -147,17 +154,17 @@ def get_message(
 
 @app.get("/messages", summary="Message records for a recipient, a complaint or a recall")
 def list_messages(
+    staff: SignedIn,
     recipient_phone: Annotated[str | None, Query(max_length=20)] = None,
     recipient_email: Annotated[str | None, Query(max_length=254)] = None,
     complaint: Annotated[str | None, Query(max_length=64)] = None,
     touchpoint: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    staff = current_staff(app)
     if complaint:
         desk.get_for(staff, complaint)  # department scoping: 404 outside the staff's department
         return {"messages": records.for_ref("complaint", complaint, limit)}
-    _require_admin()
+    _require_admin(staff)
     if recipient_phone:
         try:
             phone = normalize_korean_phone(recipient_phone)

@@ -15,9 +15,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sotong.complaints.classify import Classifier, build_classifier
-from sotong.complaints.evaluation import LabelledItem, evaluate, read_labelled
+from sotong.complaints.classification import Classifier
+from sotong.complaints.classify import build_classifier
 from sotong.config import load_hospital_file
+from sotong_local.evaluation import LabelledItem, evaluate, read_labelled
 from sotong_local.train_classifier import DATA, DEMO, ROOT, validation_items
 
 BASELINE = DATA / "metrics_baseline.json"

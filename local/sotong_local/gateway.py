@@ -248,7 +248,7 @@ class Gateway:
 
     def _openapi(self) -> Reply:
         """The whole API's OpenAPI document, built from the functions this stack runs."""
-        from sotong import openapi
+        from sotong_local import openapi
 
         if self._openapi_doc is None:
             try:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sotong import clock
 
 
 def _when(value: Any, zone: ZoneInfo) -> str:
     if not isinstance(value, str):
         return str(value or "?")
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        at = clock.parse(value)
     except ValueError:
         return value
     if at.tzinfo is None:

@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sotong.complaints.classify import RuleClassifier
 from sotong.complaints.combined import CombinedClassifier, said
-from sotong.complaints.evaluation import LabelledItem, evaluate, read_labelled
 from sotong.complaints.learned import WEIGHTS_PATH, LinearModel, features
+from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.config import load_hospital_file
 from sotong.config.schema import DEFAULT_CATEGORIES, KINDS, URGENCIES
+from sotong_local.evaluation import LabelledItem, evaluate, read_labelled
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "classifier"

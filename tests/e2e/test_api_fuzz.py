@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
 from sotong.notify.providers.solapi import sign_webhook
-from sotong.openapi import api_path
 from sotong.resources import ROUTES, Route
+from sotong_local.openapi import api_path
 from tests.e2e.test_local_stack import Running, start_stack, stop_stack
 
 pytestmark = pytest.mark.e2e

@@ -33,8 +33,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from sotong.openapi import api_path
 from sotong.resources import ROUTES, Route
+from sotong_local.openapi import api_path
 from tests.e2e.test_local_stack import Running, start_stack, stop_stack
 
 pytestmark = pytest.mark.e2e

@@ -99,10 +99,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 def cli(stack: Running, command: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`sotong <command> ...` in a subprocess, pointed at this stack through the environment."""
-    # `--` gets options past the outer parser of sotong.cli, which hands local commands over
+    # `--` gets options past the outer parser of sotong_local.cli, which hands local commands over
     # as an argparse.REMAINDER (without it, `sotong token --role x` stops at the outer parser).
     return subprocess.run(
-        [sys.executable, "-m", "sotong.cli", command, *(["--", *args] if args else [])],
+        [sys.executable, "-m", "sotong_local.cli", command, *(["--", *args] if args else [])],
         cwd=ROOT,
         env={**os.environ, "SOTONG_LOCAL_API": stack.url},
         capture_output=True,

@@ -606,6 +606,18 @@ def test_the_shared_layer_carries_the_package_and_the_time_zone_database(synth: 
     assert not list(python.rglob("__pycache__"))
 
 
+def test_the_shared_layer_ships_no_tools(synth: Synth) -> None:
+    """The command line, the OpenAPI generator and the classifier's evaluation run on an
+    operator's machine (local/sotong_local/); no Lambda carries them, nor anything that
+    imports the local stack."""
+    package = synth.build_dir / "shared-layer" / "python" / "sotong"
+    modules = {p.relative_to(package).as_posix(): p for p in package.rglob("*.py")}
+    assert "api.py" in modules  # the package is there
+    tools = [name for name, p in modules.items() if p.stem in ("cli", "openapi", "evaluation")]
+    assert not tools
+    assert not [name for name, p in modules.items() if "sotong_local" in p.read_text("utf-8")]
+
+
 def test_the_shared_layer_carries_the_pinned_holiday_calendar(synth: Synth) -> None:
     import re
     import subprocess

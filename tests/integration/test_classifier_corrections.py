@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sotong import clock
-from sotong.cli import main
-from sotong.complaints.evaluation import read_labelled
 from sotong.config import load_hospital
+from sotong_local.cli import main
+from sotong_local.evaluation import read_labelled
 from tests.integration.api import ADMIN, call
 
 KST = ZoneInfo("Asia/Seoul")

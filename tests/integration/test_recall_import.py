@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sotong import clock
-from sotong.cli import main as cli
 from sotong.config.schema import HospitalConfig
 from sotong.notify.model import recipient_key
 from sotong.recall import importer
 from sotong.recall import repository as repo
 from sotong.recall.model import patient_id
+from sotong_local.cli import main as cli
 from tests.integration.api import ADMIN, DENTAL, DESK, call
 
 KST = ZoneInfo("Asia/Seoul")
@@ -365,7 +365,7 @@ def test_cli_imports_with_progress_and_exits_1_for_bad_rows(
 
 
 def test_cli_progress_on_a_terminal_rewrites_one_line() -> None:
-    from sotong.cli import _Progress
+    from sotong_local.cli import _Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

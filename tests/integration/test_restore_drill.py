@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from sotong import store
-from sotong.cli import main
 from sotong.resources import MAIN
+from sotong_local.cli import main
 from tests.integration.api import ADMIN, call
 
 

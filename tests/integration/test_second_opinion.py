@@ -14,8 +14,9 @@ import pytest
 
 from sotong import clock
 from sotong.complaints.bedrock import BedrockClassifier
-from sotong.complaints.classify import RuleClassifier, build_classifier
+from sotong.complaints.classify import build_classifier
 from sotong.complaints.review import second_opinion_for
+from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.config import load_hospital
 from sotong.notify import txoutbox
 from sotong.resources import MAIN, function

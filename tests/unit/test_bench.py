@@ -109,3 +109,30 @@ def test_command_line_lists_suites(capsys: pytest.CaptureFixture[str]) -> None:
     assert "coldstart" in capsys.readouterr().out.split()
     assert cli.main(["--only", "nope"]) == 2
     assert "unknown suite" in capsys.readouterr().err
+
+
+def test_the_table_is_all_it_prints(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools import Logger, Metrics
+
+    from bench import core
+
+    def spilling(options: Options) -> list[Row]:
+        # what a function run in-process does: a metric (EMF) line and a log line on stdout
+        metrics = Metrics(namespace="SotongBench", service="spill")
+        metrics.add_metric(name="Spilled", unit="Count", value=1)
+        metrics.flush_metrics()
+        Logger(service="spill").warning("a log line")
+        print("a stray print")
+        return [Row("spill", "row", 1.0, "ms")]
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setitem(core._SUITES, "spill", spilling)
+    assert cli.main(["--only", "spill", "--runs", "1", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    for spilled in ("Spilled", "a log line", "a stray print", "{"):
+        assert spilled not in out, out
+    table = out.split("\n\n")[1].splitlines()
+    assert table[0].split() == ["suite", "name", "value", "unit", "note"]
+    assert table[2].split() == ["spill", "row", "1.0", "ms"]

@@ -12,20 +12,14 @@ import yaml
 
 from sotong.complaints import rulebook
 from sotong.complaints.bedrock import BedrockClassifier
-from sotong.complaints.classify import (
-    Classification,
-    Classifier,
-    LazyClassifier,
-    RuleClassifier,
-    build_classifier,
-    classifier_for,
-    normalise,
-)
+from sotong.complaints.classification import Classification, Classifier
+from sotong.complaints.classify import LazyClassifier, build_classifier, classifier_for
 from sotong.complaints.combined import CombinedClassifier
-from sotong.complaints.evaluation import evaluate, read_labelled
+from sotong.complaints.rule_classifier import RuleClassifier, normalise
 from sotong.config import HospitalConfig, load_hospital_file
 from sotong.config.loader import parse_hospital
 from sotong.config.schema import DEFAULT_CATEGORIES, KINDS, URGENCIES
+from sotong_local.evaluation import evaluate, read_labelled
 from tests.unit.test_classify_recall import flagged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -395,7 +389,8 @@ def test_the_functions_classifier_is_built_on_first_use(demo: HospitalConfig) ->
 
 def test_rules_import_no_boto3() -> None:
     code = (
-        "import sys, sotong.complaints.classify, sotong.complaints.bedrock; "
+        "import sys, sotong.complaints.classify, sotong.complaints.rule_classifier, "
+        "sotong.complaints.bedrock; "
         "print('boto3' in sys.modules)"
     )
     out = subprocess.run(

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from sotong.complaints.bedrock import BedrockClassifier, parse_answer
-from sotong.complaints.classify import RuleClassifier
+from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.config import load_hospital_file
 
 DEMO = Path(__file__).resolve().parents[2] / "hospitals" / "demo.yaml"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sotong.cli import main
+from sotong_local.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = ROOT / "tests" / "data" / "hospitals" / "minimal.yaml"
@@ -140,7 +140,7 @@ def test_console_script_pipes_utf8() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     env.pop("SOTONG_CLASSIFIER", None)
     done = subprocess.run(
-        [sys.executable, "-m", "sotong.cli", "classify"],
+        [sys.executable, "-m", "sotong_local.cli", "classify"],
         input='{"text": "다른 환자 검사 결과지를 받았어요"}\n',
         capture_output=True,
         text=True,

@@ -8,14 +8,13 @@ out, and pin the look-alikes that must not raise an alarm.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from sotong.complaints import rulebook
-from sotong.complaints.classify import Classification, Classifier, build_classifier
-from sotong.complaints.evaluation import read_labelled
+from sotong.complaints.classification import Classification, Classifier
+from sotong.complaints.classify import build_classifier
 from sotong.config import HospitalConfig, load_hospital_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,16 +288,3 @@ def test_critical_buried_in_a_long_story(rules: Classifier) -> None:
         "재우라고 했어요. 수납은 또 왜 그렇게 오래 걸리는지 모르겠네요."
     )
     assert rules.classify(text).urgency == "critical"
-
-
-def test_typical_complaint_is_classified_in_under_two_milliseconds(
-    demo: HospitalConfig, rules: Classifier
-) -> None:
-    texts = [item.text for item in read_labelled(LABELLED, list(demo.complaints.categories))]
-    best = float("inf")
-    for _ in range(5):  # the best of five runs: a busy machine slows some, not all
-        started = time.perf_counter()
-        for text in texts:
-            rules.classify(text)
-        best = min(best, (time.perf_counter() - started) / len(texts))
-    assert best < 0.002, f"{best * 1000:.2f} ms per complaint"

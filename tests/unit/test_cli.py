@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sotong.cli import main
+from sotong_local.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "hospitals" / "demo.yaml"
@@ -93,7 +93,7 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_module_entry_runs_in_a_fresh_process() -> None:
-    ok = _run([sys.executable, "-m", "sotong.cli", "validate", "hospitals/demo.yaml"])
+    ok = _run([sys.executable, "-m", "sotong_local.cli", "validate", "hospitals/demo.yaml"])
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("hospitals/demo.yaml: ok (demo,")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sotong.cli import main
+from sotong_local.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "hospitals" / "demo.yaml"

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from sotong.complaints import learned
-from sotong.complaints.classify import SEVERITY, Classification, RuleClassifier
+from sotong.complaints.classification import SEVERITY, Classification
 from sotong.complaints.combined import CombinedClassifier, said
 from sotong.complaints.learned import LinearModel, Prediction, features
+from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.config import HospitalConfig, load_hospital_file
 from sotong_local import train_classifier as trainer
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from infra.constructs.functions import write_config_layer
-from sotong.cli import main
 from sotong.complaints import rulebook
-from sotong.complaints.classify import RuleClassifier
+from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.config import ConfigError, HospitalConfig, load_hospital_file
 from sotong.config.loader import parse_hospital
+from sotong_local.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "hospitals" / "demo.yaml"

@@ -10,10 +10,12 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.request import Request
 
 from sotong import resources
 from sotong.errors import Forbidden, SotongError, Unauthorized
@@ -148,12 +150,17 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     return app.resolve(event, context)
 
 
-def current_staff(app: APIGatewayRestResolver) -> Staff:
-    """The signed-in staff member `resolve` checked against the route's roles."""
-    staff = app.context.get("staff")
+def signed_in_staff(request: Request) -> Staff:
+    """The signed-in staff member `resolve` checked against the route's roles (and put in the
+    resolver's context); a staff route takes it as a `SignedIn` parameter."""
+    staff = request.context.get("staff")
     if not isinstance(staff, Staff):
         raise Unauthorized("a staff sign-in with a role is required")
     return staff
+
+
+SignedIn = Annotated[Staff, Depends(signed_in_staff)]
+"""A route parameter Powertools fills with `signed_in_staff` (its dependency injection)."""
 
 
 def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:

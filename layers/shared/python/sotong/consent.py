@@ -108,8 +108,6 @@ def history(hospital_id: str, address: str, limit: int = 100) -> list[dict[str, 
 def unlink_patient(hospital_id: str, address: str) -> int:
     """An erasure (`sotong.erasure`): the person's audit items stay, as proof that a refusal was
     honoured, without the patient or complaint they named. Returns the items changed."""
-    from botocore.exceptions import ClientError
-
     changed = 0
     paginator = store.dynamodb().get_paginator("query")
     for page in paginator.paginate(
@@ -119,16 +117,12 @@ def unlink_patient(hospital_id: str, address: str) -> int:
         ProjectionExpression="pk, sk",
     ):
         for key in page.get("Items", []):
-            try:
-                store.dynamodb().update_item(
-                    TableName=store.table_name(),
-                    Key=key,
-                    UpdateExpression="REMOVE patient_id, complaint_id",
-                    ConditionExpression="attribute_exists(patient_id) OR "
-                    "attribute_exists(complaint_id)",
-                )
+            if store.conditional_write(
+                "update_item",
+                Key=key,
+                UpdateExpression="REMOVE patient_id, complaint_id",
+                ConditionExpression="attribute_exists(patient_id) OR "
+                "attribute_exists(complaint_id)",
+            ):
                 changed += 1
-            except ClientError as error:
-                if not store.conditional_failed(error):
-                    raise
     return changed

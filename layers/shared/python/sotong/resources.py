@@ -9,6 +9,8 @@ named here.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
@@ -192,6 +194,22 @@ class Function:
         """Whether its grants allow `action` on `table` (or its `index`) for partition key
         `key` (the index's partition key for an index Query), as IAM decides it."""
         return any(grant.allows(action, table, index, key) for grant in self.data)
+
+    @property
+    def required_env(self) -> tuple[str, ...]:
+        """The environment variables it cannot run without, as the CDK stack and the local
+        stack set them: its tables', the queues it sends to or is triggered by, the DLQs it
+        reads, and the hash key's when `hash_key`. (Both stacks also set the hospital id and
+        Powertools' own variables, and, where the config has them, the SES configuration set
+        and the Bedrock model: each has a default, so none is required.)"""
+        names = [table(name).env for name in self.tables]
+        names += [queue(name).env for name in self.sends_to]
+        if self.trigger:
+            names.append(queue(self.trigger.queue).env)
+        names += [queue(name).dlq_env for name in self.reads_dlqs_of]
+        if self.hash_key:
+            names.append(HASH_KEY_ENV)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -567,3 +585,19 @@ def route(method: str, path: str) -> Route | None:
 
 def routes_of(function_name: str) -> tuple[Route, ...]:
     return tuple(r for r in ROUTES if r.function == function_name)
+
+
+class MissingEnvironment(RuntimeError):
+    """A function started without environment variables its definition says it needs."""
+
+
+def require_env(function_name: str, environ: Mapping[str, str] | None = None) -> None:
+    """Fail fast, at a handler module's import (Lambda's init), when any variable of
+    `Function.required_env` is unset or empty, naming every missing one."""
+    environ = os.environ if environ is None else environ
+    missing = [name for name in function(function_name).required_env if not environ.get(name)]
+    if missing:
+        raise MissingEnvironment(
+            f"{function_name} needs the environment variable(s) {', '.join(missing)} "
+            "(sotong.resources sets them in the CDK stack and the local stack)"
+        )

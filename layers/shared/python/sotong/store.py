@@ -10,11 +10,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from sotong.clock import iso, unshifted
+from sotong.clock import iso, parse, unshifted
 from sotong.resources import MAIN, Table
 
 if TYPE_CHECKING:
@@ -81,19 +81,26 @@ def conditional_failed(error: Exception) -> bool:
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def put_new(item: dict[str, Any]) -> bool:
-    """Put an item that must not exist yet; False when it does (an idempotent repeat)."""
+def conditional_write(
+    call: Literal["put_item", "update_item", "delete_item"], **params: Any
+) -> bool:
+    """One conditional write (on the main table unless `params` name another); False when
+    its condition refused it (the expected outcome of a repeat or a lost race); any other
+    error raises."""
     try:
-        dynamodb().put_item(
-            TableName=table_name(),
-            Item=to_item(item),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        getattr(dynamodb(), call)(**{"TableName": table_name(), **params})
         return True
     except Exception as error:
         if conditional_failed(error):
             return False
         raise
+
+
+def put_new(item: dict[str, Any]) -> bool:
+    """Put an item that must not exist yet; False when it does (an idempotent repeat)."""
+    return conditional_write(
+        "put_item", Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+    )
 
 
 def hour_bucket(prefix: str, at: datetime) -> str:
@@ -132,7 +139,7 @@ def watermark(name: str) -> datetime | None:
         .get_item(TableName=table_name(), Key=key("WATERMARK", name), ConsistentRead=True)
         .get("Item")
     )
-    return datetime.fromisoformat(from_item(item)["until"].replace("Z", "+00:00")) if item else None
+    return parse(from_item(item)["until"]) if item else None
 
 
 def set_watermark(name: str, until: datetime) -> None:
@@ -208,16 +215,15 @@ def transaction_refused(error: Exception) -> bool:
 def _single(action: dict[str, Any]) -> bool:
     """One action needs no transaction (half the write cost)."""
     ((kind, params),) = action.items()
-    call = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}.get(kind)
+    calls: dict[str, Literal["put_item", "update_item", "delete_item"]] = {
+        "Put": "put_item",
+        "Update": "update_item",
+        "Delete": "delete_item",
+    }
+    call = calls.get(kind)
     if call is None:
         raise ValueError(f"{kind} cannot stand alone")
-    try:
-        getattr(dynamodb(), call)(**params)
-        return True
-    except Exception as error:
-        if conditional_failed(error):
-            return False
-        raise
+    return conditional_write(call, **params)
 
 
 def batch_get(keys: list[dict[str, Any]], *, consistent: bool = False) -> list[dict[str, Any]]:

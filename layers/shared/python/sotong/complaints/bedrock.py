@@ -14,7 +14,8 @@ import logging
 import re
 from typing import Any
 
-from sotong.complaints.classify import Classification, Classifier, RuleClassifier
+from sotong.complaints.classification import SEVERITY, Classification, Classifier
+from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.config.schema import KINDS, URGENCIES
 
 # Claude 3 Haiku through the APAC cross-region inference profile (reachable from Seoul).
@@ -23,7 +24,6 @@ MAX_TEXT_CHARS = 4000
 
 logger = logging.getLogger(__name__)
 
-_SEVERITY = {"normal": 0, "high": 1, "critical": 2}
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 _SYSTEM = """\
@@ -128,7 +128,7 @@ class BedrockClassifier:
             logger.warning("bedrock classifier gave no usable answer, using the rules")
             return base
         kind, category, urgency = parsed
-        if _SEVERITY[base.urgency] >= _SEVERITY[urgency]:
+        if SEVERITY[base.urgency] >= SEVERITY[urgency]:
             urgency = base.urgency  # never lower what the rules found
         if base.urgency == "critical":
             category = base.category  # a critical signal keeps its own category (safety, privacy)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sotong.complaints.classify import Classification, RuleClassifier
+from sotong.complaints.classification import Classification
 from sotong.complaints.learned import LinearModel, Prediction, signals
+from sotong.complaints.rule_classifier import RuleClassifier
 
 CRITICAL_CATEGORIES = ("safety", "privacy")
 URGENCY_LABEL = {"critical": "긴급", "high": "높음"}

@@ -77,7 +77,7 @@ def tracking_code(raw: str) -> str:
 
 
 class PatientContact(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
     name: Line | None = Field(default=None, max_length=50, examples=["홍길동"])
     phone: MobilePhone | None = Field(
@@ -99,6 +99,7 @@ class ComplaintSubmission(BaseModel):
     """What the web form and the mobile apps send to `POST /complaints`."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={
@@ -155,6 +156,7 @@ class StaffEntry(ComplaintSubmission):
     """A complaint staff type in from a phone call or at the desk."""
 
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -166,7 +168,7 @@ class StaffEntry(ComplaintSubmission):
                     "channel": "phone",
                 }
             ]
-        }
+        },
     )
 
     channel: Literal["phone", "walk_in"] = "phone"  # type: ignore[assignment]
@@ -174,6 +176,7 @@ class StaffEntry(ComplaintSubmission):
 
 class Transition(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={"examples": [{"status": "in_progress", "note": "시설팀에 확인 요청"}]},
@@ -185,6 +188,7 @@ class Transition(BaseModel):
 
 class Assignment(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={
@@ -209,6 +213,7 @@ class Correction(BaseModel):
     """Staff correcting the classifier: the guess stays on record beside the correction."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         json_schema_extra={
             "examples": [{"kind": "complaint", "category": "wait_time", "urgency": "high"}]
@@ -223,6 +228,7 @@ class Correction(BaseModel):
 
 class Reply(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={
@@ -250,6 +256,7 @@ class Reply(BaseModel):
 
 class Resolution(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={
@@ -273,6 +280,7 @@ class Resolution(BaseModel):
 
 class Note(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={"examples": [{"note": "환자분과 통화로 확인함"}]},
@@ -283,6 +291,7 @@ class Note(BaseModel):
 
 class SurveyAnswer(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         str_strip_whitespace=True,
         json_schema_extra={

@@ -47,8 +47,8 @@ def period_bounds(period: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
 def _hours(start: str, end: str | None) -> float | None:
     if not end:
         return None
-    a = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    a = clock.parse(start)
+    b = clock.parse(end)
     return (b - a).total_seconds() / 3600
 
 

@@ -20,8 +20,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from sotong import clock, keys, store
 from sotong.complaints.model import state_of
 
@@ -56,7 +54,7 @@ def index_fields(item: dict[str, Any]) -> dict[str, Any]:
     }
     next_check = item.get("sla_next_check")
     if next_check:
-        fields["gsi2pk"] = sla_bucket(datetime.fromisoformat(next_check.replace("Z", "+00:00")))
+        fields["gsi2pk"] = sla_bucket(clock.parse(next_check))
         fields["gsi2sk"] = f"{next_check}#{item['id']}"
     return fields
 
@@ -310,35 +308,25 @@ def remember_open_action(sender_key: str, complaint_id: str) -> dict[str, Any]:
 
 
 def forget_open(sender_key: str, complaint_id: str) -> None:
-    try:
-        store.dynamodb().delete_item(
-            TableName=store.table_name(),
-            Key=store.key(f"SENDER#{sender_key}", "OPEN"),
-            ConditionExpression="complaint_id = :c",
-            ExpressionAttributeValues=store.values(c=complaint_id),
-        )
-    except ClientError as error:
-        if not store.conditional_failed(error):
-            raise
+    store.conditional_write(
+        "delete_item",
+        Key=store.key(f"SENDER#{sender_key}", "OPEN"),
+        ConditionExpression="complaint_id = :c",
+        ExpressionAttributeValues=store.values(c=complaint_id),
+    )
 
 
 def hit_rate_limit(name: str, window_s: int, limit: int) -> bool:
     """Count one attempt in the current window; True when over the limit."""
     now = int(clock.now().timestamp())
     window = now - now % window_s
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(f"LIMIT#{name}", str(window)),
-            UpdateExpression="ADD attempts :one SET expires_at = :exp",
-            ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
-            ExpressionAttributeValues=store.values(one=1, exp=window + window_s * 2, limit=limit),
-        )
-        return False
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return True
-        raise
+    return not store.conditional_write(
+        "update_item",
+        Key=store.key(f"LIMIT#{name}", str(window)),
+        UpdateExpression="ADD attempts :one SET expires_at = :exp",
+        ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
+        ExpressionAttributeValues=store.values(one=1, exp=window + window_s * 2, limit=limit),
+    )
 
 
 # --- erasure ------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sotong import store
-from sotong.complaints.classify import BEDROCK_MODEL_ENV, Classifier, RuleClassifier
+from sotong.complaints.classification import Classifier
+from sotong.complaints.classify import BEDROCK_MODEL_ENV
+from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.complaints.service import ComplaintDesk
 from sotong.config.schema import HospitalConfig
 from sotong.recall import repository as recall_repo

@@ -21,7 +21,7 @@ from typing import Any
 from sotong import clock, consent, dates, store
 from sotong.complaints import repository as repo
 from sotong.complaints import sla as clocks
-from sotong.complaints.classify import SEVERITY, Classification, Classifier
+from sotong.complaints.classification import SEVERITY, Classification, Classifier
 from sotong.complaints.model import (
     MAX_INBOUND_TEXT,
     OPEN_STATUSES,
@@ -53,10 +53,6 @@ SLA_CLOCKS = (("ack", "acknowledge", "ack_due"), ("resolve", "resolve", "resolve
 level-2 escalation time is `<field>_2`)."""
 INBOUND_ATTEMPTS = 4
 """How often an inbound message re-reads its complaint when staff changed it meanwhile."""
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def public_url(hospital: HospitalConfig) -> str:
@@ -214,7 +210,7 @@ class ComplaintDesk:
         return self.receipt(existing)
 
     def _local(self, stamp: str) -> str:
-        return _parse(stamp).astimezone(self.hospital.zone).isoformat()
+        return clock.parse(stamp).astimezone(self.hospital.zone).isoformat()
 
     def receipt(self, item: dict[str, Any]) -> dict[str, Any]:
         base = public_url(self.hospital)
@@ -222,7 +218,7 @@ class ComplaintDesk:
             "tracking_code": item["code"],
             "status": item["status"],
             "kind": item["kind"],
-            "acknowledge_by": _parse(item["ack_due"]).astimezone(self.hospital.zone).isoformat(),
+            "acknowledge_by": self._local(item["ack_due"]),
             "track_url": f"{base}/pages/track.html?code={item['code']}" if base else None,
         }
 
@@ -394,7 +390,7 @@ class ComplaintDesk:
             if len(value) == 10:
                 day = datetime.fromisoformat(value).replace(tzinfo=self.hospital.zone)
             else:
-                day = _parse(value)
+                day = clock.parse(value)
                 if day.tzinfo is None:
                     day = day.replace(tzinfo=self.hospital.zone)
         except ValueError:
@@ -497,7 +493,7 @@ class ComplaintDesk:
         stamp = clock.iso(clock.now())
         updated["correction"] = {**changes, "by": staff.username, "at": stamp}
         if "urgency" in changes:
-            created = _parse(current["created_at"])
+            created = clock.parse(current["created_at"])
             updated.update(self._dues(created, changes["urgency"], current.get("sla_pauses")))
         return self._save(
             staff,
@@ -730,7 +726,7 @@ class ComplaintDesk:
                 "at": stamp,
             },
         }
-        created = _parse(current["created_at"])
+        created = clock.parse(current["created_at"])
         updated.update(self._dues(created, opinion.urgency, current.get("sla_pauses")))
         label = {"critical": "긴급", "high": "높음"}.get(opinion.urgency, opinion.urgency)
         self._record(updated, current["status"], "classifier", f"2차 분류: {label}", stamp)
@@ -879,12 +875,12 @@ class ComplaintDesk:
         return item["status"] in OPEN_STATUSES
 
     def _deadline(self, item: dict[str, Any], field: str, level: int) -> datetime:
-        due = _parse(item[field])
+        due = clock.parse(item[field])
         if level == 1:
             return due
         if item.get(f"{field}_2"):
-            return _parse(item[f"{field}_2"])
-        created = _parse(item["created_at"])  # stored before `<field>_2` was
+            return clock.parse(item[f"{field}_2"])
+        created = clock.parse(item["created_at"])  # stored before `<field>_2` was
         return due + (due - created) / 2
 
     def _next_check(self, item: dict[str, Any], floor: str | None = None) -> str | None:
@@ -926,7 +922,9 @@ class ComplaintDesk:
             first = clocks.due(start, hours, calendar)
             second = clocks.due(first, hours / 2, calendar)
             for pause in pauses or ():
-                moved = clocks.elapsed(_parse(pause["from"]), _parse(pause["to"]), calendar)
+                moved = clocks.elapsed(
+                    clock.parse(pause["from"]), clock.parse(pause["to"]), calendar
+                )
                 first = clocks.due(first, moved, calendar)
                 second = clocks.due(second, moved, calendar)
             out[field], out[f"{field}_2"] = clock.iso(first), clock.iso(second)
@@ -944,9 +942,9 @@ class ComplaintDesk:
         kinds = item.get("sla_clocks") or {}
         for name, _, field in SLA_CLOCKS:
             calendar = self._calendar(kinds.get(name, "calendar"))
-            moved = clocks.elapsed(_parse(since), _parse(stamp), calendar)
+            moved = clocks.elapsed(clock.parse(since), clock.parse(stamp), calendar)
             second = self._deadline(item, field, 2)
-            item[field] = clock.iso(clocks.due(_parse(item[field]), moved, calendar))
+            item[field] = clock.iso(clocks.due(clock.parse(item[field]), moved, calendar))
             item[f"{field}_2"] = clock.iso(clocks.due(second, moved, calendar))
 
     def _await_actions(self, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1016,7 +1014,7 @@ class ComplaintDesk:
             "ack",
             {
                 "code": item["code"],
-                "due": _parse(item["ack_due"])
+                "due": clock.parse(item["ack_due"])
                 .astimezone(self.hospital.zone)
                 .strftime("%m월 %d일 %H시 %M분"),
                 "track_url": self.receipt(item)["track_url"] or public_url(self.hospital) or "-",

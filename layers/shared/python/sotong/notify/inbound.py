@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from botocore.exceptions import ClientError
-
 from sotong import clock, keys, store
 from sotong.config.schema import HospitalConfig
 from sotong.errors import SotongError
@@ -155,17 +153,13 @@ def unlink(keys_handled: set[str]) -> int:
     complaint or patient they went to is removed from their markers (an erasure)."""
     unlinked = 0
     for key in sorted(keys_handled):
-        try:
-            store.dynamodb().update_item(
-                TableName=store.table_name(),
-                Key=marker_key(key),
-                UpdateExpression="REMOVE complaint_id, patient_id",
-                ConditionExpression="attribute_exists(pk)",
-            )
+        if store.conditional_write(
+            "update_item",
+            Key=marker_key(key),
+            UpdateExpression="REMOVE complaint_id, patient_id",
+            ConditionExpression="attribute_exists(pk)",
+        ):
             unlinked += 1
-        except ClientError as error:
-            if not store.conditional_failed(error):
-                raise
     return unlinked
 
 

@@ -75,21 +75,15 @@ def reserve(provider: str, wanted: int, per_second: float, *, horizon_s: float) 
 
 
 def _add(provider: str, window: int, take: int, cap: int) -> bool:
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(_pk(provider), str(window)),
-            UpdateExpression="ADD sent :n SET expires_at = :exp",
-            ConditionExpression="attribute_not_exists(sent) OR sent <= :most",
-            ExpressionAttributeValues=store.values(
-                n=take, exp=(window + 2) * WINDOW_S + 600, most=cap - take
-            ),
-        )
-        return True
-    except Exception as error:
-        if store.conditional_failed(error):
-            return False
-        raise
+    return store.conditional_write(
+        "update_item",
+        Key=store.key(_pk(provider), str(window)),
+        UpdateExpression="ADD sent :n SET expires_at = :exp",
+        ConditionExpression="attribute_not_exists(sent) OR sent <= :most",
+        ExpressionAttributeValues=store.values(
+            n=take, exp=(window + 2) * WINDOW_S + 600, most=cap - take
+        ),
+    )
 
 
 def _read(provider: str, window: int) -> int:

@@ -13,8 +13,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from sotong import clock, consent, store
 from sotong.masking import mask_text
 from sotong.notify.model import DONE, MessageRequest, recipient_key
@@ -146,20 +144,14 @@ def _update(
         kwargs["ConditionExpression"] = condition
         names.update({f"#{n}": n for n in ("lease_until", "reason") if f"#{n}" in condition})
         vals.update(condition_values or {})
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(_pk(message_id), "MSG"),
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=store.values(**vals),
-            **kwargs,
-        )
-        return True
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return False
-        raise
+    return store.conditional_write(
+        "update_item",
+        Key=store.key(_pk(message_id), "MSG"),
+        UpdateExpression=expression,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=store.values(**vals),
+        **kwargs,
+    )
 
 
 def claim_calling(

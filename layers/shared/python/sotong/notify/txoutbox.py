@@ -22,11 +22,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sotong import clock, store
-from sotong.notify.model import MessageRequest, message_id
 from sotong.resources import NOTIFICATIONS
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+    from sotong.notify.model import MessageRequest
 
 PREFIX = "TXOUT#"
 SORT = "REQ"
@@ -45,6 +46,9 @@ def _shard(mid: str) -> str:
 
 
 def item(hospital_id: str, request: MessageRequest, now: datetime | None = None) -> dict[str, Any]:
+    # Imported here: the relay and the sweeper publish stored JSON and never load pydantic.
+    from sotong.notify.model import message_id
+
     mid = message_id(hospital_id, request.idempotency_key)
     at = now or clock.now()
     stamp = clock.iso(at)

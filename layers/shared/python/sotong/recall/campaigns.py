@@ -263,36 +263,33 @@ class CampaignDesk:
         queued and nothing more is. Cancelling again answers the same; a finished campaign
         cannot be cancelled (409)."""
         now = clock.iso(clock.now())
-        try:
-            store.dynamodb().update_item(
-                TableName=store.table_name(),
-                Key=store.key(_pk(cid), "CAMPAIGN"),
-                UpdateExpression="SET #status = :cancelled, cancelled_by = :by, "
-                "cancelled_at = :now, updated_at = :now, #version = #version + :one "
-                "REMOVE gsi2pk, gsi2sk",
-                ConditionExpression="#status IN (:planned, :running)",
-                ExpressionAttributeNames={"#status": "status", "#version": "version"},
-                ExpressionAttributeValues=store.values(
-                    cancelled="cancelled",
-                    by=by,
-                    now=now,
-                    one=1,
-                    planned="planned",
-                    running="running",
-                ),
-            )
-        except ClientError as error:
-            if not store.conditional_failed(error):
-                raise
+        cancelled = store.conditional_write(
+            "update_item",
+            Key=store.key(_pk(cid), "CAMPAIGN"),
+            UpdateExpression="SET #status = :cancelled, cancelled_by = :by, "
+            "cancelled_at = :now, updated_at = :now, #version = #version + :one "
+            "REMOVE gsi2pk, gsi2sk",
+            ConditionExpression="#status IN (:planned, :running)",
+            ExpressionAttributeNames={"#status": "status", "#version": "version"},
+            ExpressionAttributeValues=store.values(
+                cancelled="cancelled",
+                by=by,
+                now=now,
+                one=1,
+                planned="planned",
+                running="running",
+            ),
+        )
+        if not cancelled:
             item = get_item(cid)
             if item is None:
-                raise NotFound(f"no campaign {cid}", field="path.campaign_id") from None
+                raise NotFound(f"no campaign {cid}", field="path.campaign_id")
             if item.get("status") != "cancelled":
                 raise Conflict(
                     f"campaign {cid} is {item.get('status')}: only a planned or running campaign "
                     "can be cancelled",
                     field="path.campaign_id",
-                ) from None
+                )
         return self.get(cid)
 
     def view(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from sotong import clock, consent, dates, store, tombstones
@@ -867,15 +866,9 @@ class Importer:
     def _conditional(self, operation: str, **kwargs: Any) -> bool:
         """One PutItem/UpdateItem; False when its condition failed."""
         self.requests[operation] += 1
-        client: Any = store.dynamodb()
-        call = client.put_item if operation == "PutItem" else client.update_item
-        try:
-            call(TableName=store.table_name(), **kwargs)
-            return True
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
+        if operation == "PutItem":
+            return store.conditional_write("put_item", **kwargs)
+        return store.conditional_write("update_item", **kwargs)
 
     def _batch_get(
         self, keys: list[dict[str, Any]], projection: str | None = None

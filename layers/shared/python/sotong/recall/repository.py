@@ -101,55 +101,41 @@ def update_patient(patient_id: str, sets: dict[str, Any], condition_exists: bool
     kwargs: dict[str, Any] = {}
     if condition_exists:
         kwargs["ConditionExpression"] = "attribute_exists(pk)"
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(pk(patient_id), "PAT"),
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=store.values(**sets),
-            **kwargs,
-        )
-        return True
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return False
-        raise
+    return store.conditional_write(
+        "update_item",
+        Key=store.key(pk(patient_id), "PAT"),
+        UpdateExpression=expression,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=store.values(**sets),
+        **kwargs,
+    )
 
 
 def note_treatment(patient_id: str, tag: str, day: str) -> None:
     """Remember the latest date of each tag on the patient (for `repeat_treatment`)."""
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(pk(patient_id), "PAT"),
-            UpdateExpression="SET last_treatment.#tag = :day",
-            ConditionExpression=(
-                "attribute_exists(pk) AND (attribute_not_exists(last_treatment.#tag) "
-                "OR last_treatment.#tag < :day)"
-            ),
-            ExpressionAttributeNames={"#tag": tag},
-            ExpressionAttributeValues=store.values(day=day),
-        )
-    except ClientError as error:
-        if not store.conditional_failed(error):
-            raise
+    store.conditional_write(
+        "update_item",
+        Key=store.key(pk(patient_id), "PAT"),
+        UpdateExpression="SET last_treatment.#tag = :day",
+        ConditionExpression=(
+            "attribute_exists(pk) AND (attribute_not_exists(last_treatment.#tag) "
+            "OR last_treatment.#tag < :day)"
+        ),
+        ExpressionAttributeNames={"#tag": tag},
+        ExpressionAttributeValues=store.values(day=day),
+    )
 
 
 def later_of(patient_id: str, attribute: str, at: str) -> None:
     """Set `attribute` to `at` unless it already holds a later time."""
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(pk(patient_id), "PAT"),
-            UpdateExpression="SET #a = :at",
-            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#a) OR #a < :at)",
-            ExpressionAttributeNames={"#a": attribute},
-            ExpressionAttributeValues=store.values(at=at),
-        )
-    except ClientError as error:
-        if not store.conditional_failed(error):
-            raise
+    store.conditional_write(
+        "update_item",
+        Key=store.key(pk(patient_id), "PAT"),
+        UpdateExpression="SET #a = :at",
+        ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#a) OR #a < :at)",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues=store.values(at=at),
+    )
 
 
 def patient_by_phone(phone_key: str) -> dict[str, Any] | None:
@@ -435,36 +421,26 @@ def take_lease(name: str, owner: str, now: datetime, hold: timedelta) -> bool:
         "until": clock.iso(until),
         "expires_at": int(until.timestamp()) + 86_400,
     }
-    try:
-        store.dynamodb().put_item(
-            TableName=store.table_name(),
-            Item=store.to_item(item),
-            ConditionExpression="attribute_not_exists(pk) OR #until < :now OR #until > :far "
-            "OR #owner = :owner",
-            ExpressionAttributeNames={"#until": "until", "#owner": "owner"},
-            ExpressionAttributeValues=store.values(
-                now=clock.iso(now), far=clock.iso(until + hold), owner=owner
-            ),
-        )
-        return True
-    except ClientError as error:
-        if store.conditional_failed(error):
-            return False
-        raise
+    return store.conditional_write(
+        "put_item",
+        Item=store.to_item(item),
+        ConditionExpression="attribute_not_exists(pk) OR #until < :now OR #until > :far "
+        "OR #owner = :owner",
+        ExpressionAttributeNames={"#until": "until", "#owner": "owner"},
+        ExpressionAttributeValues=store.values(
+            now=clock.iso(now), far=clock.iso(until + hold), owner=owner
+        ),
+    )
 
 
 def release_lease(name: str, owner: str) -> None:
-    try:
-        store.dynamodb().delete_item(
-            TableName=store.table_name(),
-            Key=store.key("LEASE", name),
-            ConditionExpression="#owner = :owner",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues=store.values(owner=owner),
-        )
-    except ClientError as error:
-        if not store.conditional_failed(error):
-            raise
+    store.conditional_write(
+        "delete_item",
+        Key=store.key("LEASE", name),
+        ConditionExpression="#owner = :owner",
+        ExpressionAttributeNames={"#owner": "owner"},
+        ExpressionAttributeValues=store.values(owner=owner),
+    )
 
 
 def encode_key(key: dict[str, Any]) -> str:
@@ -491,18 +467,14 @@ def set_latest_treatment(patient_id: str, tag: str, day: str | None) -> None:
     """Set the patient's latest date of `tag` outright (after a treatment's date moved)."""
     if day is None:
         return
-    try:
-        store.dynamodb().update_item(
-            TableName=store.table_name(),
-            Key=store.key(pk(patient_id), "PAT"),
-            UpdateExpression="SET last_treatment.#tag = :day",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#tag": tag},
-            ExpressionAttributeValues=store.values(day=day),
-        )
-    except ClientError as error:
-        if not store.conditional_failed(error):
-            raise
+    store.conditional_write(
+        "update_item",
+        Key=store.key(pk(patient_id), "PAT"),
+        UpdateExpression="SET last_treatment.#tag = :day",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames={"#tag": tag},
+        ExpressionAttributeValues=store.values(day=day),
+    )
 
 
 def treatments_with_tag(tag: str, since: str | None, until: str | None) -> list[dict[str, Any]]:

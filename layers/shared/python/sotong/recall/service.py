@@ -58,10 +58,6 @@ SEND_UNITS = 50
 CANCEL_UNITS = 100
 
 
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
 def patient_recipient(patient: dict[str, Any]) -> Recipient:
     """A stored patient as a message recipient, with the consents they gave."""
     consents = patient.get("consents") or {}
@@ -322,7 +318,7 @@ class RecallDesk:
             for t in self.touchpoints(pid)
             if t["status"] == "queued"
             and (step is None or t["step"] == step)
-            and _parse(t.get("queued_at", t["due_at"])) >= now - CONVERSION_WINDOW
+            and clock.parse(t.get("queued_at", t["due_at"])) >= now - CONVERSION_WINDOW
         ]
         if not sent:
             return None
@@ -477,10 +473,10 @@ class RecallDesk:
         if "patient_paused" in conditions and patient.get("paused"):
             return "patient_paused"
         booking = patient.get("next_booking_at")
-        if "future_booking" in conditions and booking and _parse(booking) > now:
+        if "future_booking" in conditions and booking and clock.parse(booking) > now:
             return "future_booking"
         visit = patient.get("last_visit_at")
-        if "visit_since" in conditions and visit and _parse(visit) > treated:
+        if "visit_since" in conditions and visit and clock.parse(visit) > treated:
             return "visit_since"
         latest = (patient.get("last_treatment") or {}).get(touchpoint["tag"])
         if "repeat_treatment" in conditions and latest and latest > touchpoint["treatment_date"]:
@@ -524,7 +520,7 @@ class RecallDesk:
             t
             for t in self.touchpoints(patient["id"])
             if t["status"] in ("queued", "converted")
-            and _parse(t.get("queued_at", t["due_at"])) >= at - REPLY_WINDOW
+            and clock.parse(t.get("queued_at", t["due_at"])) >= at - REPLY_WINDOW
         ]
         if not recent:
             return None

@@ -114,6 +114,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
+from sotong import clock
 from sotong.masking import mask, mask_text
 from sotong.notify.providers.base import (
     Balance,
@@ -934,7 +935,7 @@ def _parse_time(raw: Any) -> datetime | None:
     if not isinstance(raw, str) or not raw:
         return None
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = clock.parse(raw)
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

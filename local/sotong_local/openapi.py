@@ -1,4 +1,5 @@
-"""One OpenAPI 3 document for the whole API, merged from the resolvers of the API functions.
+"""One OpenAPI 3 document for the whole API, merged from the resolvers of the API functions
+(`sotong openapi`, the local stack's `/_local/openapi.json`; never shipped in a Lambda).
 
 Each API function's module (`functions/<module>.py`) has a Powertools resolver, `app`, that knows
 its routes, their parameters and their pydantic request models. `document()` imports those modules
@@ -16,11 +17,16 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+from aws_lambda_powertools.event_handler.openapi.models import Server
 
 from sotong.api import OTHER_BODIES
 from sotong.resources import FUNCTIONS, ROUTES, Function, Route
@@ -197,6 +203,15 @@ ERROR_SCHEMAS: dict[str, Any] = {
         },
     },
 }
+STAFF_SIGN_IN: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "The ID token of the hospital's Cognito user pool, checked by API Gateway's "
+    "Cognito authorizer; the user's role group (cs_admin, department_staff, reception, qi) and "
+    "department group (dept-<id>) decide what they may do and see: each operation's x-roles "
+    "(docs/roles.md).",
+}
 # Powertools' own error components; our resolvers answer with the ones above instead.
 _REPLACED = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
@@ -211,10 +226,10 @@ def api_path(path: str) -> str:
 
 
 def default_functions_dir() -> Path:
-    """`functions/` of the repository this package lives in (layers/shared/python/sotong/), or
-    of the working directory (a package installed elsewhere)."""
+    """`functions/` of the repository this package lives in (local/sotong_local/), or of the
+    working directory (a package installed elsewhere)."""
     parents = Path(__file__).resolve().parents
-    return (parents[4] if len(parents) > 4 else Path.cwd()) / "functions"
+    return (parents[2] if len(parents) > 2 else Path.cwd()) / "functions"
 
 
 def api_functions(
@@ -233,9 +248,24 @@ def api_functions(
     return out
 
 
+@contextmanager
+def _placeholder_env(module_name: str) -> Iterator[None]:
+    """Placeholders for the variables `require_env` checks that are unset: describing a
+    function's routes reaches no table, queue or secret."""
+    spec = next((f for f in FUNCTIONS if f.module == module_name), None)
+    unset = [name for name in (spec.required_env if spec else ()) if not os.environ.get(name)]
+    os.environ.update({name: "unset-while-documenting" for name in unset})
+    try:
+        yield
+    finally:
+        for name in unset:
+            os.environ.pop(name, None)
+
+
 def resolver_schema(module_name: str) -> dict[str, Any]:
     """The OpenAPI document of one function's resolver (`<module>.app`)."""
-    module = importlib.import_module(module_name)
+    with _placeholder_env(module_name):  # the module checks its environment at import
+        module = importlib.import_module(module_name)
     app = getattr(module, "app", None)
     if app is None or not hasattr(app, "get_openapi_json_schema"):
         raise OpenApiError(f"{module_name}.py has no Powertools resolver named `app`")
@@ -259,11 +289,20 @@ def document(
         for method, path in declared
         if sum(1 for r in routes if (r.method.lower(), api_path(r.path)) == (method, path)) > 1
     ]
-    paths: dict[str, dict[str, Any]] = {}
+    # Powertools merges the resolvers' documents; what it cannot check (which function handles a
+    # route, a model name two functions use for different fields) is checked here first.
+    merge = OpenAPIMerge(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        servers=[_server(server) for server in SERVERS],
+        on_conflict="error",
+    )
     components: dict[str, Any] = {}
     handled_by: dict[tuple[str, str], str] = {}
     for function_name, module_name in api_functions(routes, functions).items():
         schema = resolver_schema(module_name)
+        models: dict[str, Any] = {}
         for name, component in schema.get("components", {}).get("schemas", {}).items():
             if name in _REPLACED:
                 continue
@@ -272,7 +311,8 @@ def document(
                     f"two request models are named {name} (in {module_name}.py and another "
                     "function) with different fields: rename one"
                 )
-            components[name] = component
+            components[name] = models[name] = component
+        paths: dict[str, dict[str, Any]] = {}
         for raw_path, item in schema.get("paths", {}).items():
             path = api_path(raw_path)
             for method, operation in item.items():
@@ -301,6 +341,7 @@ def document(
                     )
                     continue
                 paths.setdefault(path, {})[method] = _operation(operation, route)
+        merge.add_schema({"paths": paths, "components": {"schemas": models}})
     for (method, path), route in declared.items():
         if (method, path) not in handled_by:
             problems.append(
@@ -309,31 +350,24 @@ def document(
             )
     if problems:
         raise OpenApiError("the API's handlers and ROUTES differ:\n" + "\n".join(problems))
-    components.update(copy.deepcopy(ERROR_SCHEMAS))
-    for item in paths.values():
+    doc = merge.get_openapi_schema()
+    merged = doc.get("paths", {})
+    components = {**doc.get("components", {}).get("schemas", {}), **copy.deepcopy(ERROR_SCHEMAS)}
+    for item in merged.values():
         for operation in item.values():
             _add_body_example(operation, components)
-    ordered = {r.path: paths[api_path(r.path)] for r in routes}  # in ROUTES order
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
-        "servers": copy.deepcopy(SERVERS),
-        "paths": {api_path(p): {m: ordered[p][m] for m in sorted(ordered[p])} for p in ordered},
-        "components": {
-            "schemas": dict(sorted(components.items())),
-            "securitySchemes": {
-                SECURITY_SCHEME: {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "The ID token of the hospital's Cognito user pool, checked by "
-                    "API Gateway's Cognito authorizer; the user's role group (cs_admin, "
-                    "department_staff, reception, qi) and department group (dept-<id>) decide "
-                    "what they may do and see: each operation's x-roles (docs/roles.md).",
-                }
-            },
-        },
+    ordered = {api_path(r.path): merged[api_path(r.path)] for r in routes}  # in ROUTES order
+    doc["paths"] = {path: {m: item[m] for m in sorted(item)} for path, item in ordered.items()}
+    # Powertools would put a configured scheme in unserialised: it is added here as JSON
+    doc["components"] = {
+        "schemas": dict(sorted(components.items())),
+        "securitySchemes": {SECURITY_SCHEME: copy.deepcopy(STAFF_SIGN_IN)},
     }
+    return doc
+
+
+def _server(server: dict[str, Any]) -> Server:
+    return Server.model_validate(copy.deepcopy(server))
 
 
 def _ref(name: str) -> dict[str, str]:

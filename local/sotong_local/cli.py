@@ -1,4 +1,6 @@
-"""`sotong`: the operator's command line (validate configs, read the sandbox outbox, ...)."""
+"""`sotong`: the operator's command line (validate configs, read the sandbox outbox, ...).
+
+It lives beside the local stack, outside the shared layer: no Lambda ships it."""
 
 from __future__ import annotations
 
@@ -75,10 +77,8 @@ def _local_stack(command: str, wanted: list[str]) -> dict[str, Any] | None:
 
     if any(os.environ.get(name) for name in wanted):
         return None
-    try:
-        from sotong_local.commands import use_local_stack
-    except ImportError:  # an operator's install without the local stack
-        return None
+    from sotong_local.commands import use_local_stack
+
     return use_local_stack(command)
 
 
@@ -118,9 +118,9 @@ def _classify(args: argparse.Namespace) -> int:
 
     from sotong.complaints import rulebook
     from sotong.complaints.classify import classifier_for
-    from sotong.complaints.evaluation import evaluate, read_labelled
     from sotong.config import ConfigError, load_hospital_file
     from sotong.config.loader import CONFIG_PATH_ENV
+    from sotong_local.evaluation import evaluate, read_labelled
 
     path = args.hospital or os.environ.get(CONFIG_PATH_ENV) or "hospitals/demo.yaml"
     try:
@@ -337,9 +337,9 @@ def _openapi(args: argparse.Namespace) -> int:
     """Write the whole API's OpenAPI document (every function's resolver, merged)."""
     import os
 
-    from sotong import openapi
     from sotong.config import ConfigError
     from sotong.config.loader import CONFIG_PATH_ENV
+    from sotong_local import openapi
 
     # The API functions read their hospital when imported; the document does not depend on it.
     demo = openapi.default_functions_dir().parent / "hospitals" / "demo.yaml"

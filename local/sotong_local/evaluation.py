@@ -1,4 +1,5 @@
-"""Measuring a classifier on a labelled set: `sotong classify --evaluate FILE`.
+"""Measuring a classifier on a labelled set: `sotong classify --evaluate FILE`, `make
+evaluate-classifier` (a tool, outside the shared layer: no Lambda ships it).
 
 Per-class precision and recall for kind, category and urgency, confusion matrices, each rule's
 hits and precision, and every critical complaint missed.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sotong.complaints.classify import Classification, Classifier
+from sotong.complaints.classification import Classification, Classifier
 from sotong.config.schema import KINDS, URGENCIES
 
 FIELDS = ("kind", "category", "urgency")
