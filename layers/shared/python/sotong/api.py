@@ -113,7 +113,7 @@ def create_resolver(title: str, description: str = "") -> APIGatewayRestResolver
 @secured  # security headers on every answer, 4xx included (sotong/web/headers.py)
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve an API Gateway proxy event; content types the route does not take are a 415."""
-    refused = _refused(event, app)
+    refused, staff = _refused(event)
     if refused is not None:
         return refused
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -147,6 +147,8 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
                 return _bad_body("the body is not UTF-8")
         if _nested_deeper_than(text, MAX_JSON_DEPTH):
             return _bad_body(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    if staff is not None:  # only here: app.resolve clears the context when it is done
+        app.append_context(staff=staff)
     return app.resolve(event, context)
 
 
@@ -172,12 +174,12 @@ def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _refused(event: dict[str, Any], app: APIGatewayRestResolver) -> dict[str, Any] | None:
-    """A 401 or 403 for a staff route the caller's groups do not allow; otherwise None, with the
-    staff member in the resolver's context for the handler."""
+def _refused(event: dict[str, Any]) -> tuple[dict[str, Any] | None, Staff | None]:
+    """A 401 or 403 for a staff route the caller's groups do not allow; otherwise no answer, and
+    the staff member a staff route's handler is for."""
     found = resources.route(str(event.get("httpMethod")), str(event.get("resource")))
     if found is None or found.auth != "staff":
-        return None
+        return None, None
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     staff = staff_from_claims(authorizer.get("claims") or {})
     if staff is None:
@@ -187,7 +189,7 @@ def _refused(event: dict[str, Any], app: APIGatewayRestResolver) -> dict[str, An
                 "a staff sign-in with a role group (and, for department staff and reception, "
                 "one department group) is required"
             ).body(),
-        )
+        ), None
     if staff.role not in found.roles:
         allowed = ", ".join(found.roles)
         return _answer(
@@ -197,9 +199,8 @@ def _refused(event: dict[str, Any], app: APIGatewayRestResolver) -> dict[str, An
                 role=staff.role,
                 allowed_roles=list(found.roles),
             ).body(),
-        )
-    app.append_context(staff=staff)
-    return None
+        ), None
+    return None, staff
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
