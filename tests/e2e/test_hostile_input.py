@@ -396,10 +396,12 @@ def _query_values() -> list[str]:
     return values if SCALE > 1 else DATES + [v for v in values if v not in DATES][::3]
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+# the signed webhooks are test_api_fuzz's: unsigned, every value here is a 401 before parsing
+UNSIGNED = [r for r in ROUTES if not r.path.startswith("/webhooks/")]
+
+
+@pytest.mark.parametrize("route", UNSIGNED, ids=lambda r: f"{r.method} {r.path}")
 def test_hostile_query_and_path_values_are_never_a_server_error(stack: Stack, route: Route) -> None:
-    if route.path.startswith("/webhooks/"):
-        pytest.skip("signed webhooks: test_api_fuzz covers them")
     stack.failures.clear()
     operation = stack.operation(route)
     parameters = operation.get("parameters", [])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -106,6 +107,17 @@ def put_new(item: dict[str, Any]) -> bool:
 def hour_bucket(prefix: str, at: datetime) -> str:
     """Partition of the sparse time index (gsi2): by UTC hour, e.g. `DUE#2026-11-23T01`."""
     return f"{prefix}#{at.astimezone(UTC).strftime('%Y-%m-%dT%H')}"
+
+
+def query_pages(**kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query finds, page after page (`kwargs` are the Query's own parameters)."""
+    while True:
+        page = dynamodb().query(**kwargs)
+        for item in page.get("Items", []):
+            yield from_item(item)
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def query_due(prefix: str, since: datetime, until: datetime) -> list[dict[str, Any]]:

@@ -315,13 +315,7 @@ def all_in_index(index: str, partition: str) -> list[dict[str, Any]]:
         "KeyConditionExpression": f"{index}pk = :p",
         "ExpressionAttributeValues": store.values(p=partition),
     }
-    found: list[dict[str, Any]] = []
-    while True:
-        page = store.dynamodb().query(**kwargs)
-        found += [store.from_item(i) for i in page.get("Items", [])]
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return list(store.query_pages(**kwargs))
 
 
 def of_recipient(hospital_id: str, address: str) -> list[dict[str, Any]]:

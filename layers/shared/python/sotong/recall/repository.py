@@ -199,13 +199,7 @@ def items_of(patient_id: str, prefix: str = "") -> Iterator[dict[str, Any]]:
             p=pk(patient_id), **({"prefix": prefix} if prefix else {})
         ),
     }
-    while True:
-        page = store.dynamodb().query(**kwargs)
-        for item in page.get("Items", []):
-            yield store.from_item(item)
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    yield from store.query_pages(**kwargs)
 
 
 def touchpoint_update(
@@ -490,13 +484,7 @@ def treatments_with_tag(tag: str, since: str | None, until: str | None) -> list[
         "KeyConditionExpression": condition,
         "ExpressionAttributeValues": store.values(**values),
     }
-    found: list[dict[str, Any]] = []
-    while True:
-        page = store.dynamodb().query(**kwargs)
-        found += [store.from_item(i) for i in page.get("Items", [])]
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return list(store.query_pages(**kwargs))
 
 
 def add_counts(counts: dict[str, int]) -> None:
