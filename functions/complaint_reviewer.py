@@ -12,6 +12,7 @@ from sotong.complaints.review import SecondOpinion, second_opinion_for
 from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.observability import get_logger, get_metrics
+from sotong.recall.repository import DynamoPatientRepository
 from sotong.resources import require_env
 
 require_env("complaint_reviewer")
@@ -19,7 +20,9 @@ logger = get_logger("complaint_reviewer")
 metrics = get_metrics("complaint_reviewer")
 hospital = load_hospital()
 reviewer = SecondOpinion(
-    ComplaintDesk(hospital, classifier_for(hospital)), LazyClassifier(hospital, second_opinion_for)
+    ComplaintDesk(hospital, classifier_for(hospital)),
+    LazyClassifier(hospital, second_opinion_for),
+    DynamoPatientRepository(),
 )
 
 

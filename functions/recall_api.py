@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sotong import erasure
 from sotong.api import SignedIn, create_resolver, resolve
 from sotong.config import load_hospital
 from sotong.errors import Forbidden, NotFound
@@ -110,7 +111,8 @@ def erase(staff: SignedIn, patient_id: PatientId) -> dict[str, Any]:
     if staff.role != "cs_admin":
         raise Forbidden("only the customer-service admin (cs_admin) may erase a patient")
     # the erasure report: what went, by kind (counts only), and the anonymous counts kept
-    return {"erased": patient_id, **desk.erase(patient_id, staff.username)}
+    report = erasure.erase_patient(hospital.hospital_id, patient_id, staff.username)
+    return {"erased": patient_id, **report.as_dict()}
 
 
 @app.get("/patients/<patient_id>/conversation", summary="Replies beside the tag's manual")

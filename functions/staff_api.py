@@ -130,7 +130,7 @@ def complaint_report(
         if department and department != staff.department:
             raise Forbidden(f"you may only see reports of department '{staff.department}'")
         department = staff.department
-    return reports.build(period, hospital.zone, department)
+    return reports.build(period, hospital.zone, department, desk.complaints)
 
 
 # --- messages -------------------------------------------------------------------------------------

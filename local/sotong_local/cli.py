@@ -416,7 +416,7 @@ def _export_corrections(args: argparse.Namespace, hospital: Any) -> int:
 
 def _config_diff(args: argparse.Namespace) -> int:
     from sotong.config import ConfigError, load_hospital_file
-    from sotong.config.diff import patient_changes
+    from sotong.config.diff import operations_changes, patient_changes
 
     try:
         old, new = load_hospital_file(args.old), load_hospital_file(args.new)
@@ -425,6 +425,8 @@ def _config_diff(args: argparse.Namespace) -> int:
         return 2
     lines = patient_changes(old, new)
     print("\n".join(lines) if lines else "nothing changes for patients")
+    for line in operations_changes(old, new):
+        print(f"operations: {line}")
     return 0
 
 

@@ -287,7 +287,9 @@ def test_the_frequency_cap_skips_a_patient_advertised_three_days_ago(
     def advertised_meanwhile(*args: Any, **kwargs: Any) -> Any:
         page = read_page(*args, **kwargs)
         # patient 3 gets another ad (the dispatcher's next-step suggestion) after the read
-        repo.update_patient(pid(3), {"last_ad_at": clock.iso(NOW - timedelta(minutes=1))})
+        repo.DynamoPatientRepository().set_patient_attributes(
+            pid(3), {"last_ad_at": clock.iso(NOW - timedelta(minutes=1))}
+        )
         return page
 
     monkeypatch.setattr(campaigns, "read_page", advertised_meanwhile)
@@ -297,9 +299,9 @@ def test_the_frequency_cap_skips_a_patient_advertised_three_days_ago(
     counts = job(cid)
     assert (counts["queued"], counts["skipped_frequency"]) == (2, 2)
     for n in (1, 2):
-        patient = repo.get_patient(pid(n))
+        patient = repo.DynamoPatientRepository().patient(pid(n))
         assert patient is not None
-        assert (patient["last_ad_at"], patient["last_ad_by"]) == (
+        assert (patient.last_ad_at, patient.last_ad_by) == (
             clock.iso(NOW),
             f"campaign:{cid}",
         )

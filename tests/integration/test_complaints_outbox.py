@@ -188,18 +188,21 @@ def test_a_refused_staff_write_writes_no_message(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reply that loses a race with another change is a 409, and its message is not sent."""
-    from sotong.complaints import repository
+    from dataclasses import replace
+
+    from sotong.complaints.record import Complaint
+    from sotong.complaints.repository import DynamoComplaintRepository
 
     call("POST", "/complaints", form())
     txoutbox.flush()
     cid = complaint_id()
-    real_get = repository.get
+    real_get = DynamoComplaintRepository.get
 
-    def stale(complaint: str) -> dict[str, Any] | None:
-        item = real_get(complaint)
-        return {**item, "version": item["version"] - 1} if item else None
+    def stale(self: DynamoComplaintRepository, complaint: str) -> Complaint | None:
+        item = real_get(self, complaint)
+        return replace(item, version=item.version - 1) if item else None
 
-    monkeypatch.setattr(repository, "get", stale)
+    monkeypatch.setattr(DynamoComplaintRepository, "get", stale)
     answer = call("POST", f"/complaints/{cid}/replies", {"message": "확인 중입니다."}, claims=DESK)
     assert answer.status == 409
     assert outbox_requests() == []

@@ -368,7 +368,7 @@ def test_an_erasure_leaves_nothing_personal(recall_env: dict[str, str]) -> None:
         "messages"
     ]
     assert held == []  # its record went with the rest (tests/integration/test_erasure.py)
-    assert repository.counts()["patients_erased"] == 1
+    assert repository.DynamoPatientRepository().counts()["patients_erased"] == 1
     clock.fix(datetime(2026, 11, 24, 8, 0, tzinfo=KST))
     from sotong.notify.release import release_due
 

@@ -127,14 +127,14 @@ def test_two_dispatchers_at_once_send_each_touchpoint_once(
     store.set_watermark(service.DISPATCH, NOW - timedelta(hours=1))
     holding = threading.Event()
     other_done = threading.Event()
-    read_patients = repo.get_patients
+    read_patients = repo.DynamoPatientRepository.patients
 
-    def slow_read(ids: Any) -> dict[str, dict[str, Any]]:
+    def slow_read(self: Any, ids: Any) -> dict[str, Any]:
         holding.set()  # the lease holder is between its read and its writes...
         other_done.wait(10)  # ...until the other run has tried
-        return read_patients(ids)
+        return read_patients(self, ids)
 
-    monkeypatch.setattr(repo, "get_patients", slow_read)
+    monkeypatch.setattr(repo.DynamoPatientRepository, "patients", slow_read)
     reports: dict[str, service.DispatchReport] = {}
     errors: list[BaseException] = []
 
@@ -161,7 +161,7 @@ def test_two_dispatchers_at_once_send_each_touchpoint_once(
     keys = outbox_keys()
     assert len(keys) == len(set(keys)) == 300
     # with the lease released, a later run may go, and finds nothing left to send
-    monkeypatch.setattr(repo, "get_patients", read_patients)
+    monkeypatch.setattr(repo.DynamoPatientRepository, "patients", read_patients)
     later = RecallDesk(hospital).dispatch_due(NOW)
     assert (later.leased, later.queued) == (True, 0)
 
@@ -173,14 +173,14 @@ def test_a_touchpoint_cancelled_between_read_and_write_is_not_sent(
     store.set_watermark(service.DISPATCH, NOW - timedelta(hours=1))
     desk = RecallDesk(hospital)
     victim = touchpoint(7, NOW)
-    read_patients = repo.get_patients
+    read_patients = repo.DynamoPatientRepository.patients
 
-    def staff_cancel_meanwhile(ids: Any) -> dict[str, dict[str, Any]]:
-        found = read_patients(ids)
+    def staff_cancel_meanwhile(self: Any, ids: Any) -> dict[str, Any]:
+        found = read_patients(self, ids)
         desk.cancel_touchpoint(victim["patient_id"], victim["id"], "desk.choi")
         return found
 
-    monkeypatch.setattr(repo, "get_patients", staff_cancel_meanwhile)
+    monkeypatch.setattr(repo.DynamoPatientRepository, "patients", staff_cancel_meanwhile)
     calls.clear()
     report = desk.dispatch_due(NOW)
     assert (report.read, report.queued, report.already_done) == (120, 119, 1)
@@ -271,9 +271,9 @@ def test_a_marketing_step_waits_for_the_frequency_cap(
     # at the step's own local time, on the first day the 7-day cap allows (4 days on, 10:30
     # KST: 10:20 that day is too early, so the day after)
     assert moved == NOW - timedelta(minutes=10) + timedelta(days=5)
-    sent = repo.get_patient("p" + "0" * 19 + "1")
+    sent = repo.DynamoPatientRepository().patient("p" + "0" * 19 + "1")
     assert sent is not None
-    assert sent["last_ad_at"] == clock.iso(NOW)
+    assert sent.last_ad_at == clock.iso(NOW)
     assert desk.dispatch_due(moved - timedelta(seconds=1)).queued == 0
     assert desk.dispatch_due(moved).queued == 1
     assert sorted(outbox_keys()) == sorted(

@@ -20,6 +20,7 @@ from sotong.notify.model import recipient_key
 from sotong.recall import importer
 from sotong.recall import repository as repo
 from sotong.recall.model import patient_id
+from sotong.recall.records import Touchpoint
 from sotong_local.cli import main as cli
 from tests.integration.api import ADMIN, DENTAL, DESK, call
 
@@ -82,12 +83,12 @@ def test_sample_imports_good_rows_with_their_touchpoints(
         assert error["message"].startswith(f"line {error['line']}: {field} (")
     # the patient with two rows: both treatments, every step of both plans, the latest per tag
     pid = patient_id("demo", "C-10021", "+821023456781")
-    patient = repo.get_patient(pid)
+    patient = repo.DynamoPatientRepository().patient(pid)
     assert patient is not None
-    assert patient["name"] == "김서연"
-    assert patient["email"] == "seoyeon.kim@example.com"
-    assert patient["consents"] == {"contact": True, "marketing": True, "night": False}
-    assert patient["last_treatment"] == {"implant_surgery": "2026-11-25", "scaling": "2026-05-12"}
+    assert patient.name == "김서연"
+    assert patient.email == "seoyeon.kim@example.com"
+    assert patient.consents == {"contact": True, "marketing": True, "night": False}
+    assert patient.last_treatment == {"implant_surgery": "2026-11-25", "scaling": "2026-05-12"}
     items = list(repo.items_of(pid))
     treatments = [i for i in items if i["sk"].startswith("TRT#")]
     assert sorted(t["tag"] for t in treatments) == ["implant_surgery", "scaling"]
@@ -263,7 +264,8 @@ def test_a_run_cut_short_before_its_touchpoints_is_completed_by_the_next(
     assert len(list(repo.items_of(pid, "TP#"))) == 7
     # a touchpoint moved on since is not written again; only a missing one is
     queued = next(i for i in repo.items_of(pid, "TP#") if i["status"] == "planned")
-    assert repo.set_touchpoint(pid, queued["sk"], "queued", None)
+    planned = Touchpoint.from_item(queued)
+    assert repo.DynamoPatientRepository().move_touchpoint(planned, planned.queue(clock.now()))
     gone = next(i for i in repo.items_of(pid, "TP#") if i["sk"] != queued["sk"])
     repo.delete_all([{"pk": {"S": gone["pk"]}, "sk": {"S": gone["sk"]}}])
     again = importer.import_treatments(hospital, data, by="desk")
@@ -303,22 +305,23 @@ def test_known_patients_keep_what_the_file_does_not_say(
     )
     report = post(csv_text.encode()).body
     assert (report["imported"], report["patients_created"], report["patients_updated"]) == (2, 0, 1)
-    patient = repo.get_patient(pid)
+    patient = repo.DynamoPatientRepository().patient(pid)
     assert patient is not None
     # the first row's Y holds (the second row's empty cell says nothing); no column, no change
-    assert patient["consents"] == {"contact": False, "marketing": True, "night": False}
-    assert patient["email"] == "old@example.com"
+    assert patient.consents == {"contact": False, "marketing": True, "night": False}
+    assert patient.email == "old@example.com"
     # an earlier scaling does not move the later one recorded through the API
-    assert patient["last_treatment"] == {"scaling": "2026-10-01", "implant_surgery": "2026-11-25"}
+    assert patient.last_treatment == {"scaling": "2026-10-01", "implant_surgery": "2026-11-25"}
     changed = post(
         (csv_text.splitlines()[0] + "\nC-10021,김서연,010-2345-6782,보톡스,2026-11-20,Y\n").encode()
     ).body
     assert changed["patients_updated"] == 1
-    patient = repo.get_patient(pid)
+    patient = repo.DynamoPatientRepository().patient(pid)
     assert patient is not None
-    assert patient["phone"] == "+821023456782"
-    assert patient["consents"] == {"contact": False, "marketing": True, "night": False}
-    assert repo.patient_by_phone(recipient_key("demo", "+821023456782")) is not None
+    assert patient.phone == "+821023456782"
+    assert patient.consents == {"contact": False, "marketing": True, "night": False}
+    phone_key = recipient_key("demo", "+821023456782")
+    assert repo.DynamoPatientRepository().patient_by_phone(phone_key) is not None
 
 
 def test_a_call_near_its_time_limit_stops_between_chunks_and_the_next_completes_it(

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from sotong import clock, resources
-from sotong.complaints import repository as complaints
+from sotong.complaints.repository import DynamoComplaintRepository
 from sotong.notify import outbox, records, txoutbox
 from sotong.phone import mask_phone
 from sotong.resources import NOTIFICATIONS
@@ -118,9 +118,9 @@ class World:
             "channel": "phone",
         }
         code = _ok(call("POST", "/staff/complaints", body, claims=ADMIN))["tracking_code"]
-        found = complaints.by_code(code)
+        found = DynamoComplaintRepository("demo").by_code(code)
         assert found is not None
-        cid = str(found["id"])
+        cid = found.id
         steps = {"resolved": ["resolve"], "closed": ["resolve", "close"]}.get(status or "", [])
         for step in steps:
             body = {"outcome": "대기 순서를 다시 안내했습니다."} if step == "resolve" else {}

@@ -17,6 +17,7 @@ from sotong import clock, store
 from sotong.complaints import repository as repo
 from sotong.complaints.classify import classifier_for
 from sotong.complaints.model import ComplaintSubmission, Reply, Resolution
+from sotong.complaints.repository import DynamoComplaintRepository
 from sotong.complaints.service import ComplaintDesk
 from sotong.config.loader import parse_hospital
 from sotong.config.schema import HospitalConfig
@@ -32,6 +33,12 @@ KST = ZoneInfo("Asia/Seoul")
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = Staff(username="cs.kim", role="cs_admin", department="customer_service")
 PHONE = "010-1234-5678"
+complaints = DynamoComplaintRepository("demo")
+
+
+def stored_item(complaint_id: str) -> dict[str, Any] | None:
+    found = complaints.get(complaint_id)
+    return found.to_item() if found else None
 
 
 def kst(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -83,9 +90,9 @@ def submit(desk: ComplaintDesk, at: datetime, text: str) -> dict[str, Any]:
         channel="web",
     )
     assert created
-    stored = repo.by_code(receipt["tracking_code"])
+    stored = complaints.by_code(receipt["tracking_code"])
     assert stored is not None
-    return {**receipt, "id": stored["id"]}
+    return {**receipt, "id": stored.id}
 
 
 def raw(complaint_id: str) -> dict[str, Any]:
@@ -112,7 +119,7 @@ def test_the_sweeper_escalates_at_the_business_hours_due_time_across_seollal(
     # the patient is told the business-hours time: Fri 1 h + Wed 7 h
     assert normal["acknowledge_by"] == "2027-02-10T16:00:00+09:00"
     assert critical["acknowledge_by"] == "2027-02-05T18:00:00+09:00"  # 1 h around the clock
-    stored = repo.get(normal["id"])
+    stored = stored_item(normal["id"])
     assert stored is not None
     assert stored["sla_clocks"] == {"ack": "business", "resolve": "business"}
     assert local(stored["ack_due_2"]) == kst(2027, 2, 11, 11, 0)  # + 4 business hours
@@ -132,7 +139,7 @@ def test_the_sweeper_escalates_at_the_business_hours_due_time_across_seollal(
         (kst(2027, 2, 11, 11, 0), 1),  # level 2 (CS admin)
     ]
     assert [sweep(at) for at, _ in timeline] == [expected for _, expected in timeline]
-    after = repo.get(normal["id"])
+    after = stored_item(normal["id"])
     assert after is not None
     assert set(after["escalations"]) == {"ack:1", "ack:2"}
     assert local(after["escalations"]["ack:1"]) == kst(2027, 2, 10, 16, 0)
@@ -154,7 +161,7 @@ def test_no_escalation_while_waiting_for_the_patient_and_the_answer_resumes(
     thursday = kst(2026, 11, 26, 10, 0)
     complaint = submit(desk, thursday, "접수 대기시간이 1시간이 넘었는데 아무 안내도 없었습니다.")
     cid = complaint["id"]
-    before = repo.get(cid)
+    before = stored_item(cid)
     assert before is not None
     assert local(before["resolve_due"]) == kst(2026, 11, 26, 18, 0)
     assert raw(cid)["gsi2pk"] == repo.sla_bucket(kst(2026, 11, 26, 12, 0))  # the ack check
@@ -169,7 +176,7 @@ def test_no_escalation_while_waiting_for_the_patient_and_the_answer_resumes(
 
     for at in (kst(2026, 11, 26, 18, 0), kst(2026, 11, 27, 13, 0), kst(2026, 11, 30, 10, 59)):
         assert sweep(at) == 0  # past both resolve deadlines, but paused
-    assert repo.get(cid)["escalations"] == {}  # type: ignore[index]
+    assert stored_item(cid)["escalations"] == {}  # type: ignore[index]
 
     # the patient answers by SMS on Monday 11:00: it joins the web complaint and resumes it
     clock.fix(kst(2026, 11, 30, 11, 0))
@@ -177,7 +184,7 @@ def test_no_escalation_while_waiting_for_the_patient_and_the_answer_resumes(
     taken = desk.take_inbound(sender, "11월 20일 오후 2시쯤이었어요", "sms", key="msg-answer-1")
     assert taken is not None
     assert taken[1] is False  # joined, not a new complaint
-    resumed = repo.get(cid)
+    resumed = stored_item(cid)
     assert resumed is not None
     assert resumed["status"] == "in_progress"
     assert resumed["history"][-1]["note"] == "환자 답변 수신"
@@ -191,7 +198,7 @@ def test_no_escalation_while_waiting_for_the_patient_and_the_answer_resumes(
 
     assert sweep(kst(2026, 12, 1, 9, 29)) == 0
     assert sweep(kst(2026, 12, 1, 9, 30)) == 1
-    assert set(repo.get(cid)["escalations"]) == {"resolve:1"}  # type: ignore[index]
+    assert set(stored_item(cid)["escalations"]) == {"resolve:1"}  # type: ignore[index]
 
 
 def test_a_calendar_clock_moves_by_the_whole_pause_and_staff_resume_it(
@@ -201,7 +208,7 @@ def test_a_calendar_clock_moves_by_the_whole_pause_and_staff_resume_it(
     desk = ComplaintDesk(hospital, classifier_for(hospital))
     start = kst(2026, 11, 23, 10, 0)
     critical = submit(desk, start, "임플란트 흔들려서 피가 나요. 바로 봐 주세요")["id"]
-    before = repo.get(critical)
+    before = stored_item(critical)
     assert before is not None
     assert before["sla_clocks"] == {"ack": "calendar", "resolve": "calendar"}
     clock.fix(kst(2026, 11, 23, 10, 20))

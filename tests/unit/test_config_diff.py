@@ -63,3 +63,15 @@ def test_a_broken_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[st
     broken.write_text("hospital_id: [", encoding="utf-8")
     assert main(["config-diff", str(DEMO), str(broken)]) == 2
     assert "broken.yaml" in capsys.readouterr().err
+
+
+def test_night_ads_and_the_balance_alarm_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def change(data: dict) -> None:  # type: ignore[type-arg]
+        data.setdefault("marketing", {})["night_ads"] = "never"
+        data["sender"]["balance_alarm_krw"] = 120_000
+
+    lines = diff(capsys, DEMO, changed(tmp_path, change))
+    assert "ads at night: 'with_consent' -> 'never'" in lines, lines
+    assert "operations: sender balance_alarm_krw: 50000 -> 120000" in lines, lines

@@ -13,7 +13,7 @@ import secrets
 from typing import Any, Literal
 
 from sotong import clock, store
-from sotong.notify.model import recipient_key
+from sotong.keys import recipient_key
 from sotong.phone import normalize_korean_phone
 
 Source = Literal["staff", "import", "form", "inbound", "080", "ses"]

@@ -38,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 
 from sotong import clock, consent, store, tombstones
-from sotong.complaints import repository as complaints_repo
+from sotong.complaints.repository import DynamoComplaintRepository
 from sotong.errors import NotFound
 from sotong.notify import inbound, records, txoutbox
 from sotong.notify.model import recipient_key
@@ -84,19 +84,20 @@ def _delete(keys: Iterable[dict[str, Any]]) -> None:
 
 def erase_patient(hospital_id: str, pid: str, by: str) -> ErasureReport:
     """Erase one patient everywhere (see the module); NotFound when there is no such patient."""
-    patient = recall_repo.get_patient(pid)
+    patients = recall_repo.DynamoPatientRepository()
+    patient = patients.patient(pid)
     if patient is None:
         raise NotFound(f"no patient {pid}", field="path.patient_id")
     now = clock.now()
     report = ErasureReport("e" + secrets.token_hex(8), clock.iso(now), by)
     removed = report.removed
-    phone, email = patient.get("phone"), patient.get("email")
+    phone, email = patient.phone, patient.email
     shared = bool(phone) and any(
-        other["id"] != pid
-        for other in recall_repo.patients_by_phone(recipient_key(hospital_id, str(phone)))
+        other != pid
+        for other in patients.patient_ids_by_phone(recipient_key(hospital_id, str(phone)))
     )
     own_phone = None if shared else phone
-    identity = tombstones.Identity(pid, patient.get("chart_no"), own_phone, email)
+    identity = tombstones.Identity(pid, patient.chart_no, own_phone, email)
     removed["tombstones"] = tombstones.write(hospital_id, identity, report.erasure_id, now)
     report.kept["phone_shared_with_another_patient"] = shared
     report.kept["opt_outs"] = "kept: a refusal stays honoured (a keyed digest and a channel)"
@@ -114,24 +115,24 @@ def erase_patient(hospital_id: str, pid: str, by: str) -> ErasureReport:
     counts: Counter[str] = Counter({"patients_erased": 1})
     handled: set[str] = set()
     complaint_ids: set[str] = set()
+    complaints = DynamoComplaintRepository(hospital_id)
     for address in (a for a in (own_phone, email) if a):
         contact_key = recipient_key(hospital_id, address)
-        complaint_ids |= set(complaints_repo.complaints_of_contact(contact_key))
+        complaint_ids |= set(complaints.complaints_of_contact(contact_key))
     for cid in sorted(complaint_ids):
         for record in records.of_ref("complaint", cid):
             found[str(record["message_id"])] = record
-        stored = complaints_repo.get(cid)
-        complaint = stored or {"id": cid}  # gone already: only its pointers are left
-        contact = complaint.get("contact") or {}
-        addresses = {a for a in (contact.get("phone"), contact.get("email"), own_phone, email) if a}
-        handled |= complaints_repo.inbound_keys(cid)
+        stored = complaints.get(cid)  # None when gone already: only its pointers are left
+        given = stored.contact.addresses if stored and stored.contact else ()
+        addresses = {a for a in (*given, own_phone, email) if a}
+        handled |= complaints.inbound_keys(cid)
         removed.update(
-            complaints_repo.erase(complaint, [recipient_key(hospital_id, a) for a in addresses])
+            complaints.erase(cid, [recipient_key(hospital_id, a) for a in addresses], stored)
         )
         if stored is not None:
             removed["complaints"] += 1
             counts["complaints_erased"] += 1
-            counts[f"complaints_{stored.get('kind', 'unknown')}"] += 1
+            counts[f"complaints_{stored.kind or 'unknown'}"] += 1
     report.kept["complaints_reached_only_by_a_shared_phone"] = "kept" if shared else "none"
 
     # their messages: records (held ones among them), unpublished requests, sandbox copies
@@ -171,7 +172,7 @@ def erase_patient(hospital_id: str, pid: str, by: str) -> ErasureReport:
     _delete(store.key(str(i["pk"]), str(i["sk"])) for i in items)
 
     report.counts = dict(counts)
-    recall_repo.add_counts(report.counts)
+    patients.add_counts(report.counts)
     removed += Counter()  # drop zero counts
     _store(report)
     return report

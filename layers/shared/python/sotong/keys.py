@@ -52,6 +52,12 @@ def digest(purpose: str, text: str, length: int = 32) -> str:
     return mac.hexdigest()[:length]
 
 
+def recipient_key(hospital_id: str, address: str) -> str:
+    """The key that stands for a phone (E.164) or e-mail address in stored keys and indexes: a
+    keyed HMAC, so it cannot be reversed by hashing every 010 number."""
+    return digest("recipient", f"{hospital_id}\x00{address.lower()}", 32)
+
+
 def sign(payload: bytes) -> str:
     """`payload` with a signature, as URL-safe text (a cursor a client may hand back)."""
     tag = hmac.new(_secret_key(), b"signed\x00" + payload, hashlib.sha256).digest()[:16]

@@ -16,14 +16,13 @@ Who respects them:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sotong import clock, keys, store
 from sotong.errors import Conflict
-from sotong.notify.model import MessageRequest
 
 PREFIX = "ERASED#"
 SORT = "TOMB"
@@ -130,36 +129,3 @@ def check_registration(hospital_id: str, identity: Identity, returning: bool) ->
             field=FIELDS[kind],
         )
     return lift(hospital_id, identity)
-
-
-def of_request(request: MessageRequest) -> Identity:
-    recipient = request.recipient
-    return Identity(patient_id=recipient.patient_id, phone=recipient.phone, email=recipient.email)
-
-
-def refused(hospital_id: str, requests: Iterable[MessageRequest]) -> list[bool]:
-    """For each request, whether the sender must refuse it: it is for an erased patient, or to
-    an erased phone or e-mail and was made before the erasure (a request made afterwards, such
-    as the answer to a complaint the person filed anew, may go). Staff recipients are never
-    refused. One batched read for all."""
-    listed = list(requests)
-    patients = [r for r in listed if r.recipient.kind == "patient"]
-    stones = iter(found(hospital_id, [of_request(r) for r in patients]))
-    answer: list[bool] = []
-    for request in listed:
-        if request.recipient.kind != "patient":
-            answer.append(False)
-            continue
-        hit = next(stones)
-        if "patient" in hit:
-            answer.append(True)
-            continue
-        made = request.requested_at
-        answer.append(
-            any(
-                made is None or made <= stone.erased_at
-                for kind, stone in hit.items()
-                if kind in ("phone", "email")
-            )
-        )
-    return answer

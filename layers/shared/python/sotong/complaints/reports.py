@@ -14,7 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sotong import clock
-from sotong.complaints import repository as repo
+from sotong.complaints.record import Complaint
+from sotong.complaints.repository import ALL_DEPARTMENTS, ComplaintRepository
 from sotong.errors import BadRequest
 
 _PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
@@ -52,62 +53,54 @@ def _hours(start: str, end: str | None) -> float | None:
     return (b - a).total_seconds() / 3600
 
 
-def complaints_in(start: datetime, end: datetime) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+def complaints_in(
+    complaints: ComplaintRepository, start: datetime, end: datetime
+) -> list[Complaint]:
+    found: list[Complaint] = []
     since, until = clock.iso(start), clock.iso(end)
     for state in ("open", "resolved", "closed"):
         cursor: str | None = None
-        scope = repo.inbox_scope(repo.ALL_DEPARTMENTS, state, since, until, None, None)
         while True:
-            items, cursor = repo.inbox(
-                repo.ALL_DEPARTMENTS,
-                state,
-                limit=500,
-                since=since,
-                until=until,
-                cursor=repo.cursor_in(cursor, scope) if cursor else None,
+            items, cursor = complaints.inbox(
+                ALL_DEPARTMENTS, state, limit=500, since=since, until=until, cursor=cursor
             )
-            found += [i for i in items if since <= i["created_at"] < until]
+            found += [i for i in items if since <= i.created_at < until]
             if not cursor:
                 break
     return found
 
 
-def build(period: str, zone: ZoneInfo, department: str | None = None) -> dict[str, Any]:
+def build(
+    period: str, zone: ZoneInfo, department: str | None, complaints: ComplaintRepository
+) -> dict[str, Any]:
     start, end = period_bounds(period, zone)
-    items = complaints_in(start, end)
+    items = complaints_in(complaints, start, end)
     if department:
-        items = [i for i in items if i["department"] == department]
-    ack_hours = [
-        h for i in items if (h := _hours(i["created_at"], i.get("acknowledged_at"))) is not None
-    ]
-    resolve_hours = [
-        h for i in items if (h := _hours(i["created_at"], i.get("resolved_at"))) is not None
-    ]
-    ack_met = sum(
-        1 for i in items if i.get("acknowledged_at") and i["acknowledged_at"] <= i["ack_due"]
-    )
-    resolved = [i for i in items if i.get("resolved_at")]
-    resolve_met = sum(1 for i in resolved if i["resolved_at"] <= i["resolve_due"])
-    scores = [i["survey"]["score"] for i in items if i.get("survey")]
+        items = [i for i in items if i.department == department]
+    ack_hours = [h for i in items if (h := _hours(i.created_at, i.acknowledged_at)) is not None]
+    resolve_hours = [h for i in items if (h := _hours(i.created_at, i.resolved_at)) is not None]
+    ack_met = sum(1 for i in items if i.acknowledged_at and i.acknowledged_at <= i.ack_due)
+    resolved = [i for i in items if i.resolved_at]
+    resolve_met = sum(1 for i in resolved if i.resolved_at and i.resolved_at <= i.resolve_due)
+    scores = [i.survey["score"] for i in items if i.survey]
     return {
         "period": period,
         "from": start.isoformat(),
         "to": end.isoformat(),
         "department": department,
         "total": len(items),
-        "by_kind": dict(Counter(i["kind"] for i in items)),
-        "by_category": dict(Counter(i["category"] for i in items)),
-        "by_urgency": dict(Counter(i["urgency"] for i in items)),
-        "by_department": dict(Counter(i["department"] for i in items)),
-        "by_channel": dict(Counter(i["channel"] for i in items)),
-        "by_status": dict(Counter(i["status"] for i in items)),
+        "by_kind": dict(Counter(i.kind for i in items)),
+        "by_category": dict(Counter(i.category for i in items)),
+        "by_urgency": dict(Counter(i.urgency for i in items)),
+        "by_department": dict(Counter(i.department for i in items)),
+        "by_channel": dict(Counter(i.channel for i in items)),
+        "by_status": dict(Counter(i.status for i in items)),
         "acknowledged_within_sla": ack_met,
         "resolved": len(resolved),
         "resolved_within_sla": resolve_met,
         "median_hours_to_acknowledge": round(median(ack_hours), 1) if ack_hours else None,
         "median_hours_to_resolve": round(median(resolve_hours), 1) if resolve_hours else None,
-        "escalated": sum(1 for i in items if i.get("escalations")),
+        "escalated": sum(1 for i in items if i.escalations),
         "survey_answers": len(scores),
         "satisfaction_average": round(sum(scores) / len(scores), 2) if scores else None,
     }

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sotong import store
 from sotong.complaints.classification import Classifier
 from sotong.complaints.classify import BEDROCK_MODEL_ENV
+from sotong.complaints.repository import ReplyLink, is_complaint_item
 from sotong.complaints.rule_classifier import RuleClassifier
 from sotong.complaints.service import ComplaintDesk
 from sotong.config.schema import HospitalConfig
-from sotong.recall import repository as recall_repo
 
-COMPLAINT = ("CMP#", "CMP")
-REPLY = ("PAT#", "CONV#")
 REPLY_CHANNELS = ("sms", "kakao", "phone")
 
 
@@ -45,25 +42,45 @@ def second_opinion_for(hospital: HospitalConfig) -> Classifier:
     return base
 
 
+class Contact(Protocol):
+    @property
+    def phone(self) -> str | None: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class Patients(Protocol):
+    """The recall side as the reviewer needs it (`recall.repository.DynamoPatientRepository`;
+    the function wires it, so complaints and recall do not import each other)."""
+
+    def conversation_owner(self, item: dict[str, Any]) -> str | None:
+        """The patient id when `item` is a message of a patient's recall conversation."""
+        ...
+
+    def patient(self, patient_id: str) -> Contact | None: ...
+
+
 @dataclass
 class SecondOpinion:
     desk: ComplaintDesk
     classifier: Classifier
+    patients: Patients
 
     def record(self, image: dict[str, Any]) -> str:
         """One new item from the stream (as stored); what was done with it."""
-        pk, sk = str(image.get("pk", "")), str(image.get("sk", ""))
-        if pk.startswith(COMPLAINT[0]) and sk == COMPLAINT[1]:
+        if is_complaint_item(image):
             return self.complaint(image)
-        if pk.startswith(REPLY[0]) and sk.startswith(REPLY[1]):
-            return self.reply(image)
+        patient_id = self.patients.conversation_owner(image)
+        if patient_id is not None:
+            return self.reply(patient_id, image)
         return "ignored"
 
     def complaint(self, item: dict[str, Any]) -> str:
         opinion = self.classifier.classify(str(item.get("text", "")))
         return self.desk.second_opinion(str(item["id"]), opinion)
 
-    def reply(self, item: dict[str, Any]) -> str:
+    def reply(self, patient_id: str, item: dict[str, Any]) -> str:
         """A patient's message in a recall conversation: normal stays in the conversation;
         critical or high becomes a complaint."""
         if item.get("direction") != "in" or item.get("complaint_id"):
@@ -71,30 +88,21 @@ class SecondOpinion:
         opinion = self.classifier.classify(str(item.get("text", "")))
         if opinion.urgency == "normal":
             return "normal"
-        patient_id = str(item["pk"]).removeprefix(REPLY[0])
-        patient = recall_repo.get_patient(patient_id)
-        if patient is None or not patient.get("phone"):
+        patient = self.patients.patient(patient_id)
+        if patient is None or not patient.phone:
             return "gone"  # erased meanwhile
         hospital = self.desk.hospital
         channel = next((c for c in REPLY_CHANNELS if c in hospital.channels), hospital.channels[0])
         key = f"{patient_id}:{item['sk']}"
-        complaint_id = self.desk.complaint_id_for(f"reply:{key}")
-        mark = store.update_action(
-            {"pk": item["pk"], "sk": item["sk"]},
-            "SET complaint_id = :c, urgency = :u",
-            "attribute_exists(pk)",
-            c=complaint_id,
-            u=opinion.urgency,
-        )
         result = self.desk.from_patient_reply(
             key=key,
             text=str(item.get("text", "")),
-            phone=str(patient["phone"]),
-            name=patient.get("name"),
+            phone=str(patient.phone),
+            name=patient.name,
             channel=channel,
             opinion=opinion,
             refs={"patient_id": patient_id, "touchpoint": item.get("touchpoint")},
-            also=[mark],
+            link=ReplyLink(partition=item["pk"], sort=item["sk"], urgency=opinion.urgency),
         )
         if result is None:
             return "gone"

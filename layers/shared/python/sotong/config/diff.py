@@ -1,8 +1,9 @@
 """What a hospital config change changes for patients: `sotong config-diff OLD NEW`.
 
 Reviewers read this beside the YAML diff: the messages patients get (templates), when they get
-them (treatment plans, quiet hours, the ad frequency cap), how fast complaints are answered (SLA)
-and where patients can reach the hospital (channels, sender numbers).
+them (treatment plans, quiet hours, ads at night, the ad frequency cap), how fast complaints are
+answered (SLA) and where patients can reach the hospital (channels, sender numbers). Changes to
+the ops team's alarms and the send rate follow, as `operations:` lines.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def patient_changes(old: HospitalConfig, new: HospitalConfig) -> list[str]:
                         f"plan {tag_id}.{step_id} {field}", fields_x.get(field), fields_y.get(field)
                     )
     out += _changed("quiet hours", _dump(old.sender.quiet_hours), _dump(new.sender.quiet_hours))
+    out += _changed("ads at night", old.marketing.night_ads, new.marketing.night_ads)
     out += _changed(
         "ads at most once in days",
         old.marketing.min_days_between_ads,
@@ -84,4 +86,12 @@ def patient_changes(old: HospitalConfig, new: HospitalConfig) -> list[str]:
             _dump(new.sla.get(urgency)),
         )
     out += _changed("business hours (SLA)", _dump(old.business_hours), _dump(new.business_hours))
+    return out
+
+
+def operations_changes(old: HospitalConfig, new: HospitalConfig) -> list[str]:
+    """What the change does to the ops team's alarms and the send rate (patients do not see it)."""
+    out: list[str] = []
+    for field in ("provider", "rate_per_second", "balance_alarm_krw"):
+        out += _changed(f"sender {field}", getattr(old.sender, field), getattr(new.sender, field))
     return out

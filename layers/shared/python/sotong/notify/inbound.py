@@ -26,14 +26,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sotong import clock, keys, store
 from sotong.config.schema import HospitalConfig
 from sotong.errors import SotongError
 from sotong.fields import clean_text
 from sotong.notify import records
-from sotong.notify.providers.solapi import InboundMessage
+
+if TYPE_CHECKING:
+    from sotong.notify.providers.solapi import InboundMessage
 
 OPT_OUT = re.compile(r"^\s*(수신\s*거부|수신\s*중지|거부|stop|unsubscribe|그만)\s*[.!]?\s*$", re.I)
 MAX_EVENTS = 100

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from sotong import keys
 from sotong.config.schema import Email, MessageChannel, Phone, Purpose
+from sotong.keys import recipient_key as recipient_key
 
 Status = Literal[
     "queued",
@@ -78,12 +78,6 @@ def message_id(hospital_id: str, idempotency_key: str) -> str:
     """Deterministic: the same business key always names the same message."""
     digest = hashlib.sha256(f"{hospital_id}\x00{idempotency_key}".encode()).hexdigest()
     return digest[:32]
-
-
-def recipient_key(hospital_id: str, address: str) -> str:
-    """The key that stands for a phone (E.164) or e-mail address in stored keys and indexes: a
-    keyed HMAC (`sotong.keys`), so it cannot be reversed by hashing every 010 number."""
-    return keys.digest("recipient", f"{hospital_id}\x00{address.lower()}", 32)
 
 
 def is_after(at: datetime | None, now: datetime) -> bool:

@@ -10,8 +10,9 @@ Layout (pk / sk):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sotong import clock, consent, store
 from sotong.masking import mask_text
@@ -20,6 +21,158 @@ from sotong.notify.model import DONE, MessageRequest, recipient_key
 LEASE = timedelta(seconds=90)
 """How long a `calling` record is left alone: longer than the sender's function timeout."""
 OPT_OUT_CHANNELS = ("sms", "alimtalk", "email", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One message's record: its status now, what it went out on, and every event."""
+
+    message_id: str
+    status: str
+    attempts: int = 0
+    reason: str | None = None
+    channel: str | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    called_at: str | None = None
+    lease_until: str | None = None
+    release_at: str | None = None
+    updated_at: str | None = None
+    events: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> MessageRecord:
+        return cls(
+            message_id=str(item["message_id"]),
+            status=str(item["status"]),
+            attempts=int(item.get("attempts") or 0),
+            reason=item.get("reason"),
+            channel=item.get("channel"),
+            provider=item.get("provider"),
+            provider_message_id=item.get("provider_message_id"),
+            called_at=item.get("called_at"),
+            lease_until=item.get("lease_until"),
+            release_at=item.get("release_at"),
+            updated_at=item.get("updated_at"),
+            events=tuple(item.get("events") or ()),
+        )
+
+    def timestamp(self, name: str) -> datetime | None:
+        value = getattr(self, name)
+        return clock.parse(value) if value else None
+
+
+class MessageRecords(Protocol):
+    """What the sender reads and writes about each message; every write is conditional, so of
+    two senders holding the same request only one moves the record."""
+
+    LEASE: timedelta
+
+    def get_many(self, message_ids: list[str]) -> dict[str, MessageRecord]: ...
+
+    def opted_out_many(
+        self, hospital_id: str, addresses: list[str]
+    ) -> dict[str, frozenset[str]]: ...
+
+    def create(
+        self,
+        message_id: str,
+        request: MessageRequest,
+        hospital_id: str,
+        status: str,
+        reason: str | None = None,
+        *,
+        held_until: datetime | None = None,
+    ) -> bool: ...
+
+    def claim_calling(
+        self,
+        message_id: str,
+        request: MessageRequest,
+        hospital_id: str,
+        from_status: str | None,
+        *,
+        channel: str,
+        provider: str,
+    ) -> bool: ...
+
+    def finish(
+        self,
+        message_id: str,
+        status: str,
+        reason: str | None = None,
+        *,
+        expect: str | None = "calling",
+        channel: str | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        held_until: datetime | None = None,
+        held_request: MessageRequest | None = None,
+    ) -> bool: ...
+
+
+class DynamoMessageRecords:
+    """`MessageRecords` in the records table (the layout above)."""
+
+    LEASE = LEASE
+
+    def get_many(self, message_ids: list[str]) -> dict[str, MessageRecord]:
+        return {mid: MessageRecord.from_item(item) for mid, item in get_many(message_ids).items()}
+
+    def opted_out_many(self, hospital_id: str, addresses: list[str]) -> dict[str, frozenset[str]]:
+        return opted_out_many(hospital_id, addresses)
+
+    def create(
+        self,
+        message_id: str,
+        request: MessageRequest,
+        hospital_id: str,
+        status: str,
+        reason: str | None = None,
+        *,
+        held_until: datetime | None = None,
+    ) -> bool:
+        fields = hold_fields(message_id, held_until, request) if held_until else {}
+        return create(message_id, request, hospital_id, status, reason, **fields)
+
+    def claim_calling(
+        self,
+        message_id: str,
+        request: MessageRequest,
+        hospital_id: str,
+        from_status: str | None,
+        *,
+        channel: str,
+        provider: str,
+    ) -> bool:
+        return claim_calling(
+            message_id, request, hospital_id, from_status, channel=channel, provider=provider
+        )
+
+    def finish(
+        self,
+        message_id: str,
+        status: str,
+        reason: str | None = None,
+        *,
+        expect: str | None = "calling",
+        channel: str | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        held_until: datetime | None = None,
+        held_request: MessageRequest | None = None,
+    ) -> bool:
+        return finish(
+            message_id,
+            status,
+            reason,
+            expect=expect,
+            channel=channel,
+            provider=provider,
+            provider_message_id=provider_message_id,
+            held_until=held_until,
+            held_request=held_request.model_dump(mode="json") if held_request else None,
+        )
 
 
 def _pk(message_id: str) -> str:

@@ -20,17 +20,18 @@ uncertain, and an uncertain message is sent again only when the provider says it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Protocol
 
 from sotong import clock, tombstones
 from sotong.config.schema import HospitalConfig
-from sotong.notify import ratelimit, records, rules
+from sotong.notify import ratelimit, rules
 from sotong.notify.model import DONE, MessageRequest, message_id
 from sotong.notify.providers.base import Lookup, OutgoingMessage, Provider, SendResult
+from sotong.notify.records import DynamoMessageRecords, MessageRecord, MessageRecords
 
 _log = logging.getLogger(__name__)
 RATE_HORIZON_S = 20.0
@@ -73,6 +74,25 @@ class Incoming:
     receives: int = 1
 
 
+class SendRate(Protocol):
+    def reserve(
+        self, provider: str, wanted: int, per_second: float, *, horizon_s: float
+    ) -> ratelimit.Reservation: ...
+
+
+class SharedSendRate:
+    """The rate every concurrent sender shares, in the records table (`ratelimit`)."""
+
+    def reserve(
+        self, provider: str, wanted: int, per_second: float, *, horizon_s: float
+    ) -> ratelimit.Reservation:
+        return ratelimit.reserve(provider, wanted, per_second, horizon_s=horizon_s)
+
+
+ErasureCheck = Callable[[str, list[MessageRequest]], list[bool]]
+"""For each request, whether it is for someone erased at their request (see `refused_as_erased`)."""
+
+
 class ProviderSet(Protocol):
     def for_channel(self, channel: str) -> Provider: ...
 
@@ -101,6 +121,9 @@ class BatchSender:
     max_receives: int = 6
     remaining_s: Callable[[], float] = lambda: 60.0
     sleep: Callable[[float], None] = clock.sleep
+    records: MessageRecords = field(default_factory=DynamoMessageRecords)
+    rate: SendRate = field(default_factory=SharedSendRate)
+    erased: ErasureCheck = field(default=lambda h, r: refused_as_erased(h, r))
 
     def process(self, batch: Sequence[Incoming]) -> dict[str, Outcome]:
         """Every request in `batch` ends with an outcome, final or handed back."""
@@ -114,28 +137,28 @@ class BatchSender:
                 out[item.key] = Outcome(mid, "duplicate", "the same request twice in one batch")
             else:
                 unique[mid] = item
-        existing = records.get_many(list(unique))
+        existing = self.records.get_many(list(unique))
         addresses = [_address(i.request) for i in unique.values()]
-        opted_out = records.opted_out_many(hospital_id, addresses)
-        refused = tombstones.refused(hospital_id, [i.request for i in unique.values()])
+        opted_out = self.records.opted_out_many(hospital_id, addresses)
+        refused = self.erased(hospital_id, [i.request for i in unique.values()])
         erased = {mid for mid, no in zip(unique, refused, strict=True) if no}
         jobs: list[_Job] = []
         for mid, item in unique.items():
             record = existing.get(mid)
             if mid in erased:  # the second guard: an erasure removed it, or is removing it
-                out[item.key] = _refuse_erased(mid, record)
+                out[item.key] = self._refuse_erased(mid, record)
                 continue
             early = self._early_outcome(mid, record, now)
             if early is not None:
                 out[item.key] = early
                 continue
-            status = str(record["status"]) if record else None
+            status = record.status if record else None
             refusals = opted_out[_address(item.request)]
             decision = rules.decide(item.request, self.hospital, now, refusals)
             job = _Job(item, mid, status, decision)
             if status in ("calling", "uncertain") and record is not None:
                 job.needs_lookup = True
-                job.called_at = _stamp(record.get("called_at")) or _stamp(record.get("updated_at"))
+                job.called_at = record.timestamp("called_at") or record.timestamp("updated_at")
             jobs.append(job)
         jobs = self._reconcile([j for j in jobs if j.needs_lookup], out) + [
             j for j in jobs if not j.needs_lookup
@@ -151,21 +174,21 @@ class BatchSender:
 
     # --- before any call ------------------------------------------------------------------------
     def _early_outcome(
-        self, mid: str, record: dict[str, object] | None, now: datetime
+        self, mid: str, record: MessageRecord | None, now: datetime
     ) -> Outcome | None:
         """What an existing record says without asking anyone, or None to go on."""
         if record is None:
             return None
-        status = str(record.get("status"))
+        status = record.status
         if status in DONE:
             return Outcome(mid, status, "duplicate request: already handled")
         if status == "held":
-            release_at = _stamp(record.get("release_at"))
+            release_at = record.timestamp("release_at")
             if release_at is not None and release_at > now:
                 return Outcome(mid, "held", "already held")
             return None
         if status == "calling":
-            lease = _stamp(record.get("lease_until"))
+            lease = record.timestamp("lease_until")
             if lease is not None and lease > now:
                 wait = (lease - now).total_seconds() + 1
                 return Outcome(mid, "calling", "another sender is calling the provider", wait)
@@ -177,7 +200,7 @@ class BatchSender:
         again: list[_Job] = []
         for job in jobs:
             if job.from_status == "calling":  # its sender stopped in the call: one taker only
-                if not records.finish(
+                if not self.records.finish(
                     job.mid,
                     "uncertain",
                     "uncertain: a sender stopped during the provider call",
@@ -195,7 +218,7 @@ class BatchSender:
             except Exception as error:  # a lookup must never lose the message
                 found = Lookup(found=None, reason=f"lookup_error: {type(error).__name__}")
             if found.found is True:
-                records.finish(
+                self.records.finish(
                     job.mid,
                     "delivered" if found.status == "delivered" else "sent",
                     "confirmed by the provider after an uncertain call",
@@ -233,18 +256,22 @@ class BatchSender:
         held_until = decision.release_at if decision.action == "hold" else None
         request = job.item.request
         if job.from_status is None:
-            fields = records.hold_fields(job.mid, held_until, request) if held_until else {}
-            written = records.create(
-                job.mid, request, self.hospital.hospital_id, status, decision.reason, **fields
+            written = self.records.create(
+                job.mid,
+                request,
+                self.hospital.hospital_id,
+                status,
+                decision.reason,
+                held_until=held_until,
             )
         else:
-            written = records.finish(
+            written = self.records.finish(
                 job.mid,
                 status,
                 decision.reason,
                 expect=job.from_status,
                 held_until=held_until,
-                held_request=request.model_dump(mode="json") if held_until else None,
+                held_request=request if held_until else None,
             )
         if not written:  # another sender moved it meanwhile: let the next delivery look again
             return Outcome(job.mid, "busy", "the record changed meanwhile", 30.0)
@@ -266,7 +293,7 @@ class BatchSender:
             self._hand_back(jobs, out, "function time nearly up", 1.0)
             return
         try:
-            reservation = ratelimit.reserve(
+            reservation = self.rate.reserve(
                 provider.name, len(jobs), self.hospital.sender.rate_per_second, horizon_s=horizon
             )
             messages = [self._outgoing(job, provider, secret=True) for job in jobs]
@@ -301,7 +328,7 @@ class BatchSender:
         claimed: list[tuple[_Job, OutgoingMessage]] = []
         for job, message in chunk:
             try:
-                taken = records.claim_calling(
+                taken = self.records.claim_calling(
                     job.mid,
                     job.item.request,
                     self.hospital.hospital_id,
@@ -326,7 +353,7 @@ class BatchSender:
             results = [SendResult(outcome="uncertain", reason=reason)] * len(claimed)
         # a record write that fails after the call leaves the record `calling` until its lease
         # ends; the next delivery then looks the message up instead of sending it again
-        after_lease = records.LEASE.total_seconds() + 1
+        after_lease = self.records.LEASE.total_seconds() + 1
         for (job, message), result in zip(claimed, results, strict=True):
             step = partial(self._record, job, message, provider, result)
             out[job.item.key] = _isolated(job, step, after_lease)
@@ -336,7 +363,7 @@ class BatchSender:
     ) -> Outcome:
         mid = job.mid
         if result.outcome == "accepted":
-            records.finish(
+            self.records.finish(
                 mid,
                 "sent",
                 result.reason,
@@ -346,21 +373,30 @@ class BatchSender:
             )
             return Outcome(mid, "sent")
         if result.outcome == "permanent":
-            records.finish(mid, "failed", result.reason, channel=message.channel)
+            self.records.finish(mid, "failed", result.reason, channel=message.channel)
             return Outcome(mid, "failed", result.reason)
         reason = result.reason or "provider_unavailable"
         receives = job.item.receives
         if result.outcome == "uncertain":
             why = f"uncertain: {reason}; the provider may have it, so it is looked up first"
-            records.finish(mid, "uncertain", why)
+            self.records.finish(mid, "uncertain", why)
             if receives >= self.max_receives:
                 return Outcome(mid, "uncertain", why)
             return Outcome(mid, "uncertain", why, LOOKUP_DELAY_S)
         if receives >= self.max_receives:
-            records.finish(mid, "failed", f"retries_exhausted: {reason}")
+            self.records.finish(mid, "failed", f"retries_exhausted: {reason}")
             return Outcome(mid, "failed", f"retries_exhausted: {reason}", 0.0)
-        records.finish(mid, "retry", reason)
+        self.records.finish(mid, "retry", reason)
         return Outcome(mid, "retry", reason, result.retry_after_s or backoff_s(receives))
+
+    def _refuse_erased(self, mid: str, record: MessageRecord | None) -> Outcome:
+        """A request for an erased patient is never sent, and leaves no new record (a record
+        would hold the recipient's key again); one left waiting is closed, without its stored
+        request."""
+        status = record.status if record else None
+        if status in ("held", "retry", "queued"):
+            self.records.finish(mid, "suppressed", ERASED, expect=status)
+        return Outcome(mid, "suppressed", ERASED)
 
     def _hand_back(
         self, jobs: list[_Job], out: dict[str, Outcome], reason: str, delay_s: float
@@ -437,18 +473,40 @@ def _isolated(job: _Job, step: Callable[[], Outcome], retry_in_s: float = 5.0) -
         return Outcome(job.mid, job.from_status or "queued", "record write failed", retry_in_s)
 
 
-def _refuse_erased(mid: str, record: dict[str, object] | None) -> Outcome:
-    """A request for an erased patient is never sent, and leaves no new record (a record would
-    hold the recipient's key again); one left waiting is closed, without its stored request."""
-    status = str(record["status"]) if record else None
-    if status in ("held", "retry", "queued"):
-        records.finish(mid, "suppressed", ERASED, expect=status)
-    return Outcome(mid, "suppressed", ERASED)
-
-
 def _address(request: MessageRequest) -> str:
     return request.recipient.phone or request.recipient.email or ""
 
 
-def _stamp(value: object) -> datetime | None:
-    return clock.parse(str(value)) if value else None
+def _identity(request: MessageRequest) -> tombstones.Identity:
+    recipient = request.recipient
+    return tombstones.Identity(
+        patient_id=recipient.patient_id, phone=recipient.phone, email=recipient.email
+    )
+
+
+def refused_as_erased(hospital_id: str, requests: Iterable[MessageRequest]) -> list[bool]:
+    """For each request, whether the sender must refuse it: it is for an erased patient, or to
+    an erased phone or e-mail and was made before the erasure (a request made afterwards, such
+    as the answer to a complaint the person filed anew, may go). Staff recipients are never
+    refused. One batched read for all."""
+    listed = list(requests)
+    patients = [r for r in listed if r.recipient.kind == "patient"]
+    stones = iter(tombstones.found(hospital_id, [_identity(r) for r in patients]))
+    answer: list[bool] = []
+    for request in listed:
+        if request.recipient.kind != "patient":
+            answer.append(False)
+            continue
+        hit = next(stones)
+        if "patient" in hit:
+            answer.append(True)
+            continue
+        made = request.requested_at
+        answer.append(
+            any(
+                made is None or made <= stone.erased_at
+                for kind, stone in hit.items()
+                if kind in ("phone", "email")
+            )
+        )
+    return answer

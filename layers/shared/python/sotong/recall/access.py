@@ -13,7 +13,6 @@ from typing import Any
 
 from sotong import consent
 from sotong.errors import Forbidden, NotFound
-from sotong.recall import repository as repo
 from sotong.recall.model import PatientRegistration, patient_id
 from sotong.recall.service import RecallDesk
 from sotong.staff import Staff
@@ -88,8 +87,8 @@ class PatientAccess:
     def treatment(self, staff: Staff, pid: str, tid: str) -> None:
         """May change this treatment: it is of the staff member's department."""
         self.patient(staff, pid)
-        treatment = next(iter(repo.items_of(pid, f"TRT#{tid}")), None)
-        if treatment is None or not self._own_tag(staff, treatment["tag"]):
+        treatment = self.desk.patients.treatment(pid, tid)
+        if treatment is None or not self._own_tag(staff, treatment.tag):
             raise NotFound(f"no treatment {tid} in your department", field="path.treatment_id")
 
     def touchpoint(self, staff: Staff, pid: str, touchpoint_id: str) -> None:
@@ -107,8 +106,8 @@ class PatientAccess:
         if staff.role != "department_staff":
             return
         pid = patient_id(self.desk.hospital.hospital_id, registration.chart_no, registration.phone)
-        existing = repo.get_patient(pid)
-        if existing is not None and staff.department not in self.departments(existing):
+        existing = self.desk.patients.patient(pid)
+        if existing is not None and staff.department not in self.departments(existing.to_item()):
             raise Forbidden(
                 "body.chart_no: this patient is registered with another department; reception "
                 "or the CS admin changes their contact and consents",

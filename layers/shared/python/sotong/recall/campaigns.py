@@ -17,40 +17,43 @@
   other rule stays the pipeline's: `(광고)`, sender name and free opt-out number, opt-outs, the
   21:00-08:00 hold without night consent, no AlimTalk for ads, consent checked again at send.
 - `POST /campaigns/{id}/cancel` stops it between pages (the next page's job update is refused).
-- Item: `CAMPAIGN#<id>` / `CAMPAIGN`, on gsi2 `CAMPAIGNS` / `<send date>#<created>#<id>` while
-  planned or running (what the runner reads: never a Scan). Results come from the message
-  records referring to it (gsi3 `REF#campaign#<id>`), counted up to `RESULTS_LIMIT`.
+- Stored through a `CampaignRepository` (`sotong.recall.repository`: one item per job, on a
+  sparse index while planned or running, what the runner reads: never a Scan). Results come
+  from the message records referring to it, counted up to `RESULTS_LIMIT`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from sotong import clock, store
+from sotong import clock
 from sotong.config.schema import PATIENT_VARIABLES, HospitalConfig, Template
 from sotong.dates import SendDay
 from sotong.errors import BadRequest, Conflict, NotFound
 from sotong.fields import Line
-from sotong.notify import txoutbox
 from sotong.notify.model import DONE, MessageRequest
-from sotong.recall import repository as repo
+from sotong.recall.records import Patient
+from sotong.recall.repository import (
+    AdMark,
+    CampaignRepository,
+    DynamoCampaignRepository,
+    DynamoPatientRepository,
+    PatientRepository,
+)
 from sotong.recall.segments import Entry, Segment, known_tag, marketing_consent, read_page
 from sotong.recall.service import patient_recipient, patient_variables
 
 TimeLeft = Callable[[], float]
 FILLABLE = PATIENT_VARIABLES
 ACTIVE = ("planned", "running")
-ACTIVE_INDEX = "CAMPAIGNS"
 PAGE = 100
 """treatments read from the tag index per page (their patients: one BatchGetItem)"""
 PER_TRANSACTION = 49
@@ -60,7 +63,6 @@ LEASE_HOLD = timedelta(seconds=150)
 STOP_MARGIN_S = 20.0
 RESULTS_LIMIT = 20_000
 """message records counted for a campaign's results (a larger one says `counted_all: false`)"""
-CONFLICT_ATTEMPTS = 6
 COUNTERS = (
     "treatments_read",
     "evaluated",
@@ -109,67 +111,20 @@ def campaign_id(hospital_id: str, key: str) -> str:
     return "m" + digest.hexdigest()[:24]
 
 
-def _pk(cid: str) -> str:
-    return f"CAMPAIGN#{cid}"
-
-
 def get_item(cid: str) -> dict[str, Any] | None:
-    item = (
-        store.dynamodb()
-        .get_item(
-            TableName=store.table_name(), Key=store.key(_pk(cid), "CAMPAIGN"), ConsistentRead=True
-        )
-        .get("Item")
-    )
-    return repo.strip(store.from_item(item)) if item else None
+    return DynamoCampaignRepository().campaign(cid)
 
 
 def active_jobs() -> list[str]:
-    """Ids of the planned and running campaigns, oldest send date first (the sparse index)."""
-    kwargs: dict[str, Any] = {
-        "TableName": store.table_name(),
-        "IndexName": "gsi2",
-        "KeyConditionExpression": "gsi2pk = :p",
-        "ExpressionAttributeValues": store.values(p=ACTIVE_INDEX),
-        "ProjectionExpression": "id",
-    }
-    found: list[str] = []
-    while True:
-        page = store.dynamodb().query(**kwargs)
-        found += [str(store.from_item(i)["id"]) for i in page.get("Items", [])]
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def records_of(cid: str, limit: int = RESULTS_LIMIT) -> Iterator[dict[str, Any]]:
-    """Status and reason of the message records referring to the campaign (up to `limit`)."""
-    kwargs: dict[str, Any] = {
-        "TableName": store.table_name(),
-        "IndexName": "gsi3",
-        "KeyConditionExpression": "gsi3pk = :p",
-        "ExpressionAttributeValues": store.values(p=f"REF#campaign#{cid}"),
-        "ProjectionExpression": "#s, #r",
-        "ExpressionAttributeNames": {"#s": "status", "#r": "reason"},
-    }
-    given = 0
-    while True:
-        page = store.dynamodb().query(**kwargs)
-        for item in page.get("Items", []):
-            if given >= limit:
-                return
-            given += 1
-            yield store.from_item(item)
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """Ids of the planned and running campaigns, oldest send date first."""
+    return DynamoCampaignRepository().active_campaigns()
 
 
 def message(
-    hospital: HospitalConfig, cid: str, template: Template, patient: dict[str, Any]
+    hospital: HospitalConfig, cid: str, template: Template, patient: Patient
 ) -> MessageRequest:
     return MessageRequest(
-        idempotency_key=f"campaign:{cid}:{patient['id']}",
+        idempotency_key=f"campaign:{cid}:{patient.id}",
         recipient=patient_recipient(patient),
         template_id=template.id,
         variables=patient_variables(hospital, template, patient),
@@ -178,11 +133,15 @@ def message(
     )
 
 
-@dataclass
 class CampaignDesk:
-    """What the API does with campaigns: create, read, cancel."""
+    """What the API does with campaigns: create, read, cancel (over a `CampaignRepository`, the
+    records table unless another is given)."""
 
-    hospital: HospitalConfig
+    def __init__(
+        self, hospital: HospitalConfig, campaigns: CampaignRepository | None = None
+    ) -> None:
+        self.hospital = hospital
+        self.campaigns: CampaignRepository = campaigns or DynamoCampaignRepository()
 
     def marketing_template(self, template_id: str) -> Template:
         template = self.hospital.template(template_id)
@@ -224,13 +183,11 @@ class CampaignDesk:
                 f"body.send_on: {send_on} is in the past (today is {today})", field="body.send_on"
             )
         cid = campaign_id(self.hospital.hospital_id, business_key(segment, template.id, send_on))
-        existing = get_item(cid)
+        existing = self.campaigns.campaign(cid)
         if existing is not None:
             return self.view(existing), False
         created_at = clock.iso(now)
         item: dict[str, Any] = {
-            "pk": _pk(cid),
-            "sk": "CAMPAIGN",
             "id": cid,
             "name": request.name,
             "segment": segment.model_dump(mode="json"),
@@ -243,17 +200,15 @@ class CampaignDesk:
             "status": "planned",
             "version": 0,
             **dict.fromkeys(COUNTERS, 0),
-            "gsi2pk": ACTIVE_INDEX,
-            "gsi2sk": f"{send_on.isoformat()}#{created_at}#{cid}",
         }
-        if not store.put_new(item):  # a concurrent request for the same campaign got here first
-            raced = get_item(cid)
+        if not self.campaigns.add_campaign(item):  # a concurrent request got here first
+            raced = self.campaigns.campaign(cid)
             assert raced is not None
             return self.view(raced), False
-        return self.view(repo.strip(item)), True
+        return self.view(item), True
 
     def get(self, cid: str) -> dict[str, Any]:
-        item = get_item(cid)
+        item = self.campaigns.campaign(cid)
         if item is None:
             raise NotFound(f"no campaign {cid}", field="path.campaign_id")
         return self.view(item)
@@ -262,26 +217,8 @@ class CampaignDesk:
         """Stop the campaign: the runner's next page is refused, so what is queued stays
         queued and nothing more is. Cancelling again answers the same; a finished campaign
         cannot be cancelled (409)."""
-        now = clock.iso(clock.now())
-        cancelled = store.conditional_write(
-            "update_item",
-            Key=store.key(_pk(cid), "CAMPAIGN"),
-            UpdateExpression="SET #status = :cancelled, cancelled_by = :by, "
-            "cancelled_at = :now, updated_at = :now, #version = #version + :one "
-            "REMOVE gsi2pk, gsi2sk",
-            ConditionExpression="#status IN (:planned, :running)",
-            ExpressionAttributeNames={"#status": "status", "#version": "version"},
-            ExpressionAttributeValues=store.values(
-                cancelled="cancelled",
-                by=by,
-                now=now,
-                one=1,
-                planned="planned",
-                running="running",
-            ),
-        )
-        if not cancelled:
-            item = get_item(cid)
+        if not self.campaigns.cancel_campaign(cid, by, clock.now()):
+            item = self.campaigns.campaign(cid)
             if item is None:
                 raise NotFound(f"no campaign {cid}", field="path.campaign_id")
             if item.get("status") != "cancelled":
@@ -296,7 +233,7 @@ class CampaignDesk:
         """The campaign with its progress and its results so far (message records by status)."""
         statuses: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
-        for record in records_of(item["id"]):
+        for record in self.campaigns.campaign_results(item["id"], RESULTS_LIMIT):
             status = str(record.get("status"))
             statuses[status] += 1
             if record.get("reason") and status in ("held", "suppressed", "failed", "retry"):
@@ -350,14 +287,24 @@ class _Chunk:
 
     cursor: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
-    sends: list[dict[str, Any]] = field(default_factory=list)
+    sends: list[Patient] = field(default_factory=list)
     """the patients to message"""
     final: bool = False
 
 
-@dataclass
 class CampaignRunner:
-    hospital: HospitalConfig
+    """Advances the active campaign jobs; patients, leases and the frequency cap through a
+    `PatientRepository` (the records table unless another is given)."""
+
+    def __init__(
+        self,
+        hospital: HospitalConfig,
+        patients: PatientRepository | None = None,
+        campaigns: CampaignRepository | None = None,
+    ) -> None:
+        self.hospital = hospital
+        self.patients: PatientRepository = patients or DynamoPatientRepository()
+        self.campaigns: CampaignRepository = campaigns or DynamoCampaignRepository()
 
     @property
     def budget(self) -> int:
@@ -366,7 +313,7 @@ class CampaignRunner:
 
     def run(self, now: datetime, time_left: TimeLeft | None = None) -> list[JobRun]:
         runs = []
-        for cid in active_jobs():
+        for cid in self.campaigns.active_campaigns():
             if time_left is not None and time_left() < STOP_MARGIN_S:
                 break
             runs.append(self.run_job(cid, now, time_left))
@@ -376,17 +323,17 @@ class CampaignRunner:
         result = JobRun(cid)
         owner = uuid.uuid4().hex
         lease = f"campaign:{cid}"
-        if not repo.take_lease(lease, owner, now, LEASE_HOLD):
+        if not self.patients.take_lease(lease, owner, now, LEASE_HOLD):
             result.outcome = "busy"
             return result
         try:
             self._advance(cid, now, time_left, result)
         finally:
-            repo.release_lease(lease, owner)
+            self.patients.release_lease(lease, owner)
         return result
 
     def _advance(self, cid: str, now: datetime, time_left: TimeLeft | None, result: JobRun) -> None:
-        job = get_item(cid)  # read under the lease
+        job = self.campaigns.campaign(cid)  # read under the lease
         if job is None or job.get("status") not in ACTIVE:
             result.outcome = "gone" if job is None else str(job.get("status"))
             return
@@ -395,7 +342,7 @@ class CampaignRunner:
             return
         template = self.hospital.template(job["template"])
         if template is None:  # the template left the config: nothing more can be sent
-            CampaignDesk(self.hospital).cancel(
+            CampaignDesk(self.hospital, self.campaigns).cancel(
                 cid, f"campaign_runner: no template {job['template']}"
             )
             result.outcome = "cancelled"
@@ -410,7 +357,9 @@ class CampaignRunner:
                     return
                 result.outcome = "time"
                 return
-            page = read_page(segment, self.hospital, carry.cursor or job.get("cursor"), PAGE)
+            page = read_page(
+                segment, self.hospital, carry.cursor or job.get("cursor"), PAGE, self.patients
+            )
             result.pages += 1
             carry.counts["pages"] += 1
             ready, carry, stopped = self._chunks(
@@ -439,7 +388,7 @@ class CampaignRunner:
     ) -> bool:
         if self._commit(job, chunk, template, now, cap, result):
             return True
-        moved = get_item(cid)
+        moved = self.campaigns.campaign(cid)
         cancelled = moved is None or moved.get("status") == "cancelled"
         result.outcome = "cancelled" if cancelled else "moved_on"
         return False
@@ -466,12 +415,11 @@ class CampaignRunner:
                 chunk.counts["skipped_erased"] += 1
             elif entry.member:
                 chunk.counts["evaluated"] += 1
-                last_ad = patient.get("last_ad_at")
                 if not marketing_consent(patient):
                     chunk.counts["skipped_no_consent"] += 1
-                elif patient.get("paused"):
+                elif patient.paused:
                     chunk.counts["skipped_paused"] += 1
-                elif last_ad and clock.parse(str(last_ad)) > cutoff:
+                elif patient.advertised_after(cutoff):
                     chunk.counts["skipped_frequency"] += 1
                 else:
                     chunk.sends.append(patient)
@@ -501,48 +449,30 @@ class CampaignRunner:
         """Write the chunk's messages with the job's progress; False when the job was changed
         meanwhile (cancelled, or advanced by another runner): nothing of the chunk is written.
         A recipient refused by their condition (advertised meanwhile, erased) is skipped."""
-        conflicts = 0
         while True:
             counts = Counter(chunk.counts)
             counts["queued"] += len(chunk.sends)
-            actions = [self._job_update(job, counts, chunk, now)]
-            for patient in chunk.sends:
-                request = message(self.hospital, job["id"], template, patient)
-                (put,) = txoutbox.actions(self.hospital.hospital_id, [request])
-                actions += [
-                    put,
-                    repo.last_ad_update(patient["id"], now, f"campaign:{job['id']}", now - cap),
-                ]
-            result.transactions += 1
-            try:
-                if len(actions) == 1:
-                    store.dynamodb().update_item(**actions[0]["Update"])
-                else:
-                    store.dynamodb().transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
-            except ClientError as error:
-                if len(actions) == 1 and store.conditional_failed(error):
-                    return False
-                codes = repo.cancellation_codes(error)
-                if codes is None:
-                    if store.transaction_refused(error):
-                        return False  # no reasons to tell which: leave it to the next run
-                    raise
-                if codes[0] == "ConditionalCheckFailed":
-                    return False
-                refused = {
-                    (i - 1) // 2
-                    for i, code in enumerate(codes)
-                    if i and code == "ConditionalCheckFailed"
-                }
-                if refused:
-                    self._skip_refused(chunk, refused)
-                    continue
-                if set(codes) - {"None", "TransactionConflict"}:
-                    raise
-                conflicts += 1
-                if conflicts >= CONFLICT_ATTEMPTS:
-                    raise
-                time.sleep(min(1.0, 0.05 * 2**conflicts))
+            sends = [
+                (
+                    message(self.hospital, job["id"], template, patient),
+                    AdMark(
+                        patient_id=patient.id, at=now, by=f"campaign:{job['id']}", cutoff=now - cap
+                    ),
+                )
+                for patient in chunk.sends
+            ]
+            written = self.campaigns.write_page(
+                self.hospital.hospital_id,
+                job,
+                self._progress(job, counts, chunk, now),
+                chunk.final,
+                sends,
+            )
+            result.transactions += written.requests
+            if written.job_moved_on:
+                return False
+            if not written.written:
+                self._skip_refused(chunk, written.refused)
                 continue
             for name in COUNTERS:
                 job[name] = int(job.get(name, 0)) + counts[name]
@@ -559,15 +489,16 @@ class CampaignRunner:
         for index, patient in enumerate(chunk.sends):
             if index not in refused:
                 kept.append(patient)
-            elif repo.get_patient(patient["id"]) is None:
+            elif self.patients.patient(patient.id) is None:
                 chunk.counts["skipped_erased"] += 1
             else:
                 chunk.counts["skipped_frequency"] += 1
         chunk.sends = kept
 
-    def _job_update(
+    def _progress(
         self, job: dict[str, Any], counts: Counter[str], chunk: _Chunk, now: datetime
     ) -> dict[str, Any]:
+        """The job's counts, status and cursor after the chunk."""
         stamp = clock.iso(now)
         sets: dict[str, Any] = {name: int(job.get(name, 0)) + counts[name] for name in COUNTERS} | {
             "status": "done" if chunk.final else "running",
@@ -578,24 +509,4 @@ class CampaignRunner:
             sets["cursor"] = chunk.cursor
         if chunk.final:
             sets["finished_at"] = stamp
-        names = {f"#{k}": k for k in sets} | {"#started": "started_at"}
-        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
-        expression += ", #started = if_not_exists(#started, :updated_at)"
-        if chunk.final:
-            expression += " REMOVE gsi2pk, gsi2sk, #cursor"
-            names["#cursor"] = "cursor"
-        return {
-            "Update": {
-                "TableName": store.table_name(),
-                "Key": store.key(_pk(job["id"]), "CAMPAIGN"),
-                "UpdateExpression": expression,
-                "ConditionExpression": "#version = :expected AND #status IN (:planned, :running)",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": store.values(
-                    **sets,
-                    expected=int(job.get("version", 0)),
-                    planned="planned",
-                    running="running",
-                ),
-            }
-        }
+        return sets

@@ -54,13 +54,25 @@ from sotong import clock, consent, dates, store, tombstones
 from sotong.config.schema import HospitalConfig, TreatmentTag
 from sotong.errors import SotongError
 from sotong.notify.model import recipient_key
-from sotong.recall import repository as repo
 from sotong.recall.model import (
     Consents,
     PatientRegistration,
     TreatmentRecord,
     patient_id,
     treatment_id,
+)
+from sotong.recall.records import Patient, Touchpoint, Treatment
+from sotong.recall.repository import (
+    DynamoPatientRepository,
+    PatientRepository,
+    item_key,
+    patient_item,
+    patient_key,
+    phone_index,
+    strip,
+    touchpoint_item,
+    treatment_key,
+    treatment_of_key,
 )
 from sotong.recall.service import RecallDesk
 
@@ -578,9 +590,11 @@ class Importer:
         by: str,
         dry_run: bool = False,
         chunk_rows: int = CHUNK_ROWS,
+        patients: PatientRepository | None = None,
     ) -> None:
         self.hospital = hospital
-        self.desk = RecallDesk(hospital)
+        self.patients: PatientRepository = patients or DynamoPatientRepository()
+        self.desk = RecallDesk(hospital, self.patients)
         self.by = by
         self.dry_run = dry_run
         self.chunk_rows = chunk_rows
@@ -642,14 +656,14 @@ class Importer:
         by_patient: dict[str, list[Row]] = {}
         for row in new:
             by_patient.setdefault(row.patient_id, []).append(row)
-        touchpoints: list[dict[str, Any]] = []
+        touchpoints: list[Touchpoint] = []
         now = clock.iso(clock.now())
         for pid, own in by_patient.items():
             self._write_patient(pid, own, patients, now)
             for row in own:
                 # the claim: whoever creates the treatment (and only they) plans its touchpoints
                 self.requests["PutItem"] += 1
-                if repo.put_new(self._treatment(row, now)):
+                if self.patients.add_treatment(self._treatment(row, now)):
                     report.imported += 1
                     planned = self._touchpoints(row)
                     self._count(planned)
@@ -657,7 +671,7 @@ class Importer:
                 else:
                     report.already_imported += 1
         if touchpoints:
-            self.requests["BatchWriteItem"] += repo.write_all(touchpoints)
+            self.requests["BatchWriteItem"] += self.patients.add_touchpoints(touchpoints)
 
     def _not_erased(self, rows: list[Row]) -> list[Row]:
         """The rows whose patient was not erased at their request (by patient id, phone or
@@ -683,25 +697,25 @@ class Importer:
     def _repair(self, rows: list[Row]) -> None:
         """Touchpoints missing beside a treatment that exists (a run cut short between the claim
         and the batch) are written now; present ones are never written again."""
-        expected: dict[tuple[str, str], dict[str, Any]] = {}
+        expected: dict[tuple[str, str], Touchpoint] = {}
         for row in rows:
-            for item in self._touchpoints(row):
-                expected[(item["pk"], item["sk"])] = item
+            for touchpoint in self._touchpoints(row):
+                expected[item_key(touchpoint_item(touchpoint))] = touchpoint
         keys = [store.key(pk, sk) for pk, sk in expected]
-        found = {(i["pk"]["S"], i["sk"]["S"]) for i in self._batch_get(keys, "pk, sk")}
-        missing = [item for key, item in expected.items() if key not in found]
+        found = {item_key(store.from_item(i)) for i in self._batch_get(keys, "pk, sk")}
+        missing = [t for key, t in expected.items() if key not in found]
         if missing:
-            self.requests["BatchWriteItem"] += repo.write_all(missing)
+            self.requests["BatchWriteItem"] += self.patients.add_touchpoints(missing)
             self.report.touchpoints_repaired += len(missing)
 
-    def _touchpoints(self, row: Row) -> list[dict[str, Any]]:
-        return self.desk.touchpoint_items(
+    def _touchpoints(self, row: Row) -> list[Touchpoint]:
+        return self.desk.plan_touchpoints(
             row.patient_id, row.treatment_id, row.tag, row.record.date
         )
 
-    def _count(self, touchpoints: Iterable[dict[str, Any]]) -> None:
-        for item in touchpoints:
-            if item["status"] == "planned":
+    def _count(self, touchpoints: Iterable[Touchpoint]) -> None:
+        for touchpoint in touchpoints:
+            if touchpoint.is_planned:
                 self.report.touchpoints_planned += 1
             else:
                 self.report.touchpoints_skipped += 1
@@ -761,26 +775,20 @@ class Importer:
         self, pid: str, said: _Said, now: str
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """As `repository.upsert_patient` stores a new patient, with its last treatments."""
-        patient = {
-            "id": pid,
-            "name": said.name,
-            "phone": said.phone,
-            "email": said.email,
-            "chart_no": said.chart_no,
-            "consents": Consents(**said.consents).model_dump(),
-            "created_at": now,
-            "updated_at": now,
-            "last_treatment": said.newest,
-            "source": SOURCE,
-        }
-        item = {
-            **patient,
-            "pk": repo.pk(pid),
-            "sk": "PAT",
-            "gsi3pk": f"PHONE#{recipient_key(self.hospital.hospital_id, said.phone)}",
-            "gsi3sk": "PAT",
-        }
-        return item, {k: v for k, v in patient.items() if v is not None}
+        patient = Patient(
+            id=pid,
+            name=said.name,
+            phone=said.phone,
+            email=said.email,
+            chart_no=said.chart_no,
+            consents=Consents(**said.consents).model_dump(),
+            created_at=now,
+            updated_at=now,
+            last_treatment=said.newest,
+            source=SOURCE,
+        )
+        item = patient_item(patient, recipient_key(self.hospital.hospital_id, said.phone))
+        return item, patient.to_item()
 
     def _changed_patient(
         self, pid: str, said: _Said, stored: dict[str, Any], now: str
@@ -793,7 +801,7 @@ class Importer:
             sets["name"] = said.name
         if said.phone != stored.get("phone"):
             sets["phone"] = said.phone
-            sets["gsi3pk"] = f"PHONE#{recipient_key(self.hospital.hospital_id, said.phone)}"
+            sets.update(phone_index(recipient_key(self.hospital.hospital_id, said.phone)))
         if said.email and said.email != stored.get("email"):
             sets["email"] = said.email
         if said.chart_no and said.chart_no != stored.get("chart_no"):
@@ -833,34 +841,29 @@ class Importer:
                     assignments.append(f"#lt.#t{i} = :d{i}")
                     conditions.append(f"(attribute_not_exists(#lt.#t{i}) OR #lt.#t{i} < :d{i})")
         update = {
-            "Key": store.key(repo.pk(pid), "PAT"),
+            "Key": patient_key(pid),
             "UpdateExpression": "SET " + ", ".join(assignments),
             "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": store.values(**values),
         }
-        after = {k: v for k, v in {**stored, **sets}.items() if not k.startswith("gsi")}
+        after = strip({**stored, **sets})
         after["last_treatment"] = {**(known or {}), **later}
         return update, after, bool(sets)
 
-    def _treatment(self, row: Row, now: str) -> dict[str, Any]:
+    def _treatment(self, row: Row, now: str) -> Treatment:
         """As `RecallDesk.record_treatment` stores it, marked as imported."""
-        pid, tid, day = row.patient_id, row.treatment_id, row.record.date.isoformat()
-        return {
-            "pk": repo.pk(pid),
-            "sk": f"TRT#{tid}",
-            "id": tid,
-            "patient_id": pid,
-            "tag": row.tag.id,
-            "department": row.tag.department,
-            "date": day,
-            "note": row.record.note,
-            "recorded_by": self.by,
-            "recorded_at": now,
-            "source": SOURCE,
-            "gsi1pk": f"TAG#{row.tag.id}",
-            "gsi1sk": f"{day}#{pid}",
-        }
+        return Treatment(
+            id=row.treatment_id,
+            patient_id=row.patient_id,
+            tag=row.tag.id,
+            department=row.tag.department,
+            date=row.record.date.isoformat(),
+            note=row.record.note,
+            recorded_by=self.by,
+            recorded_at=now,
+            source=SOURCE,
+        )
 
     # --- requests -------------------------------------------------------------------------------
     def _conditional(self, operation: str, **kwargs: Any) -> bool:
@@ -896,13 +899,13 @@ class Importer:
         return found
 
     def _patients(self, pids: set[str]) -> dict[str, dict[str, Any]]:
-        items = self._batch_get([store.key(repo.pk(p), "PAT") for p in sorted(pids)])
-        patients = (repo.strip(store.from_item(item)) for item in items)
+        items = self._batch_get([patient_key(p) for p in sorted(pids)])
+        patients = (strip(store.from_item(item)) for item in items)
         return {p["id"]: p for p in patients}
 
     def _existing(self, rows: list[Row]) -> set[str]:
-        keys = [store.key(repo.pk(r.patient_id), f"TRT#{r.treatment_id}") for r in rows]
-        return {i["sk"]["S"].removeprefix("TRT#") for i in self._batch_get(keys, "sk")}
+        keys = [treatment_key(r.patient_id, r.treatment_id) for r in rows]
+        return {treatment_of_key(i) for i in self._batch_get(keys, "sk")}
 
 
 def import_treatments(
@@ -915,6 +918,7 @@ def import_treatments(
     progress: Progress | None = None,
     time_left: Callable[[], float] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    patients: PatientRepository | None = None,
 ) -> ImportReport:
     """Check every row of the CSV, import the good ones (idempotently) and report.
 
@@ -922,5 +926,5 @@ def import_treatments(
     `time_left` (seconds) is asked between chunks: a call stops short of its time limit while
     the next chunk might not fit, and the same file sent again completes the import."""
     parsed = parse(data, hospital, departments)
-    importer = Importer(hospital, by=by, dry_run=dry_run, chunk_rows=chunk_rows)
+    importer = Importer(hospital, by=by, dry_run=dry_run, chunk_rows=chunk_rows, patients=patients)
     return importer.run(parsed, progress, time_left)

@@ -1,4 +1,7 @@
-"""Patients, treatments, touchpoints and conversations in the records table.
+"""Patients, treatments, touchpoints and conversations in the records table: the ports the recall
+desks use (`PatientRepository`; `CampaignRepository` for campaign jobs) and their DynamoDB
+adapters, the one place that knows the key layout. The outbox items a write causes join the
+adapter's own transaction (`sotong.notify.txoutbox.actions`).
 
 Everything about one patient lives under `PAT#<id>`, so erasing a patient is one partition:
 - `PAT` the patient (gsi3 `PHONE#<recipient key>` to find them from an inbound message);
@@ -19,19 +22,138 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from sotong import clock, store
+from sotong.recall.records import (
+    AppointmentRecord,
+    ConversationMessage,
+    Patient,
+    Touchpoint,
+    Treatment,
+)
+
+if TYPE_CHECKING:
+    from sotong.notify.model import MessageRequest
 
 MAX_ACTIONS = 100
 CONFLICT_ATTEMPTS = 6
+PATIENT = "PAT"
 
 
+# --- the port -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdMark:
+    """An advertising message recorded on the patient, refused when they got one after
+    `cutoff` or are gone (the frequency cap)."""
+
+    patient_id: str
+    at: datetime
+    by: str
+    cutoff: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TouchpointMove:
+    """One touchpoint moved on from what was read (`before`, its status the condition), with the
+    messages it sends and the ad it records: written whole or not at all."""
+
+    before: Touchpoint
+    after: Touchpoint
+    messages: tuple[MessageRequest, ...] = ()
+    ad: AdMark | None = None
+
+
+@dataclass
+class Moved:
+    """What `move_touchpoints` did: the moves refused (index -> `moved_on`, the touchpoint was no
+    longer as read; `ad_cap`, the frequency cap) and the write requests it took."""
+
+    refused: dict[int, str] = field(default_factory=dict)
+    requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TagRef:
+    """A treatment as the tag index holds it."""
+
+    patient_id: str
+    day: str
+    cursor: str
+    """resume after this treatment"""
+
+
+@dataclass
+class TagPage:
+    refs: list[TagRef]
+    more: bool
+    """the index goes on after the last ref"""
+    query_pages: int = 0
+
+
+class PatientRepository(Protocol):
+    """What the recall desks store and read, in domain terms."""
+
+    # patients
+    def patient(self, patient_id: str) -> Patient | None: ...
+    def patients(self, patient_ids: Iterable[str]) -> dict[str, Patient]: ...
+    def patient_by_phone(self, phone_key: str) -> Patient | None: ...
+    def register(self, patient: Patient, phone_key: str) -> Patient: ...
+    def save_pause(self, patient: Patient) -> bool: ...
+    def note_treatment(self, patient_id: str, tag: str, day: str) -> None: ...
+    def set_latest_treatment(self, patient_id: str, tag: str, day: str) -> None: ...
+    def note_appointment(self, appointment: AppointmentRecord) -> None: ...
+
+    # treatments
+    def add_treatment(self, treatment: Treatment) -> bool: ...
+    def treatment(self, patient_id: str, treatment_id: str) -> Treatment | None: ...
+    def treatments(self, patient_id: str) -> list[Treatment]: ...
+    def save_treatment(self, treatment: Treatment) -> None: ...
+    def tag_index(
+        self,
+        tag: str,
+        *,
+        on_or_after: date | None = None,
+        before: date | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> TagPage: ...
+
+    # touchpoints
+    def touchpoints(self, patient_id: str, treatment_id: str | None = None) -> list[Touchpoint]: ...
+    def add_touchpoints(self, touchpoints: Sequence[Touchpoint]) -> int: ...
+    def due_touchpoints(self, since: datetime, until: datetime) -> list[Touchpoint]: ...
+    def move_touchpoint(self, before: Touchpoint, after: Touchpoint) -> bool: ...
+    def move_touchpoints(
+        self, hospital_id: str, moves: Sequence[TouchpointMove], *, per_transaction: int = 50
+    ) -> Moved: ...
+
+    # conversations
+    def conversation(self, patient_id: str) -> list[ConversationMessage]: ...
+    def add_message(
+        self, patient_id: str, message: ConversationMessage, *, inbound_id: str | None = None
+    ) -> bool: ...
+    def add_answer(
+        self,
+        hospital_id: str,
+        patient_id: str,
+        message: ConversationMessage,
+        request: MessageRequest,
+    ) -> bool: ...
+
+    # schedules
+    def take_lease(self, name: str, owner: str, now: datetime, hold: timedelta) -> bool: ...
+    def release_lease(self, name: str, owner: str) -> None: ...
+    def watermark(self, name: str) -> datetime | None: ...
+    def set_watermark(self, name: str, until: datetime) -> None: ...
+
+
+# --- the key layout -------------------------------------------------------------------------------
 def pk(patient_id: str) -> str:
     return f"PAT#{patient_id}"
 
@@ -44,127 +166,77 @@ def strip(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk") and not k.startswith("gsi")}
 
 
-def get_patient(patient_id: str) -> dict[str, Any] | None:
-    item = (
-        store.dynamodb()
-        .get_item(
-            TableName=store.table_name(), Key=store.key(pk(patient_id), "PAT"), ConsistentRead=True
-        )
-        .get("Item")
-    )
-    return strip(store.from_item(item)) if item else None
+def patient_key(patient_id: str) -> dict[str, Any]:
+    return store.key(pk(patient_id), PATIENT)
 
 
-def get_patients(patient_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """BatchGetItem in chunks of 100: one read request per 100 patients."""
-    wanted = sorted(set(patient_ids))
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(wanted), 100):
-        keys = [store.key(pk(p), "PAT") for p in wanted[start : start + 100]]
-        request: dict[str, Any] = {store.table_name(): {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            response = store.dynamodb().batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(store.table_name(), []):
-                patient = strip(store.from_item(item))
-                found[patient["id"]] = patient
-            request = response.get("UnprocessedKeys") or {}
-    return found
+def phone_index(phone_key: str) -> dict[str, str]:
+    return {"gsi3pk": f"PHONE#{phone_key}", "gsi3sk": PATIENT}
 
 
-def upsert_patient(patient: dict[str, Any], phone_key: str) -> dict[str, Any]:
-    """Create or update the patient's contact and consents; history attributes are kept."""
-    now = clock.iso(clock.now())
-    extra = {"updated_at": now, "gsi3pk": f"PHONE#{phone_key}", "gsi3sk": "PAT"}
-    fields = {k: v for k, v in {**patient, **extra}.items() if v is not None}
-    names = {f"#{k}": k for k in fields} | {"#created_at": "created_at", "#lt": "last_treatment"}
-    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
-    expression += ", #created_at = if_not_exists(#created_at, :now)"
-    expression += ", #lt = if_not_exists(#lt, :empty)"
-    gone = [k for k in ("email", "chart_no") if patient.get(k) is None]
-    if gone:
-        names.update({f"#{k}": k for k in gone})
-        expression += " REMOVE " + ", ".join(f"#{k}" for k in gone)
-    response = store.dynamodb().update_item(
-        TableName=store.table_name(),
-        Key=store.key(pk(patient["id"]), "PAT"),
-        UpdateExpression=expression,
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=store.values(now=now, empty={}, **fields),
-        ReturnValues="ALL_NEW",
-    )
-    return strip(store.from_item(response["Attributes"]))
+def patient_item(patient: Patient, phone_key: str) -> dict[str, Any]:
+    return {"pk": pk(patient.id), "sk": PATIENT, **patient.to_item(), **phone_index(phone_key)}
 
 
-def update_patient(patient_id: str, sets: dict[str, Any], condition_exists: bool = True) -> bool:
-    names = {f"#{k}": k for k in sets}
-    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
-    kwargs: dict[str, Any] = {}
-    if condition_exists:
-        kwargs["ConditionExpression"] = "attribute_exists(pk)"
-    return store.conditional_write(
-        "update_item",
-        Key=store.key(pk(patient_id), "PAT"),
-        UpdateExpression=expression,
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=store.values(**sets),
-        **kwargs,
+def treatment_sk(treatment_id: str) -> str:
+    return f"TRT#{treatment_id}"
+
+
+def treatment_key(patient_id: str, treatment_id: str) -> dict[str, Any]:
+    return store.key(pk(patient_id), treatment_sk(treatment_id))
+
+
+def treatment_of_key(key: Mapping[str, Any]) -> str:
+    """The treatment id of a stored key (`{"sk": {"S": "TRT#..."}}`)."""
+    return str(key["sk"]["S"]).removeprefix("TRT#")
+
+
+def _tag_index(treatment: Treatment) -> dict[str, str]:
+    return {"gsi1pk": f"TAG#{treatment.tag}", "gsi1sk": f"{treatment.date}#{treatment.patient_id}"}
+
+
+def treatment_item(treatment: Treatment) -> dict[str, Any]:
+    return {
+        "pk": pk(treatment.patient_id),
+        "sk": treatment_sk(treatment.id),
+        **treatment.to_item(),
+        **_tag_index(treatment),
+    }
+
+
+def touchpoint_sk(treatment_id: str, step: str | None = None) -> str:
+    return f"TP#{treatment_id}#{step}" if step is not None else f"TP#{treatment_id}#"
+
+
+def touchpoint_key(touchpoint: Touchpoint) -> dict[str, Any]:
+    return store.key(
+        pk(touchpoint.patient_id), touchpoint_sk(touchpoint.treatment_id, touchpoint.step)
     )
 
 
-def note_treatment(patient_id: str, tag: str, day: str) -> None:
-    """Remember the latest date of each tag on the patient (for `repeat_treatment`)."""
-    store.conditional_write(
-        "update_item",
-        Key=store.key(pk(patient_id), "PAT"),
-        UpdateExpression="SET last_treatment.#tag = :day",
-        ConditionExpression=(
-            "attribute_exists(pk) AND (attribute_not_exists(last_treatment.#tag) "
-            "OR last_treatment.#tag < :day)"
-        ),
-        ExpressionAttributeNames={"#tag": tag},
-        ExpressionAttributeValues=store.values(day=day),
-    )
+def _due_index(touchpoint: Touchpoint) -> dict[str, str]:
+    if not touchpoint.is_planned:
+        return {}
+    return {
+        "gsi2pk": due_bucket(touchpoint.due),
+        "gsi2sk": f"{touchpoint.due_at}#{touchpoint.patient_id}#{touchpoint.id}",
+    }
 
 
-def later_of(patient_id: str, attribute: str, at: str) -> None:
-    """Set `attribute` to `at` unless it already holds a later time."""
-    store.conditional_write(
-        "update_item",
-        Key=store.key(pk(patient_id), "PAT"),
-        UpdateExpression="SET #a = :at",
-        ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#a) OR #a < :at)",
-        ExpressionAttributeNames={"#a": attribute},
-        ExpressionAttributeValues=store.values(at=at),
-    )
+def touchpoint_item(touchpoint: Touchpoint) -> dict[str, Any]:
+    return {
+        "pk": pk(touchpoint.patient_id),
+        "sk": touchpoint_sk(touchpoint.treatment_id, touchpoint.step),
+        **touchpoint.to_item(),
+        **_due_index(touchpoint),
+    }
 
 
-def patient_by_phone(phone_key: str) -> dict[str, Any] | None:
-    response = store.dynamodb().query(
-        TableName=store.table_name(),
-        IndexName="gsi3",
-        KeyConditionExpression="gsi3pk = :p",
-        ExpressionAttributeValues=store.values(p=f"PHONE#{phone_key}"),
-    )
-    items = [strip(store.from_item(i)) for i in response.get("Items", [])]
-    return max(items, key=lambda p: p.get("updated_at", "")) if items else None
+def item_key(item: Mapping[str, Any]) -> tuple[str, str]:
+    return str(item["pk"]), str(item["sk"])
 
 
-def patients_by_phone(phone_key: str) -> list[dict[str, Any]]:
-    """Every patient with this phone (a family may share one): their ids."""
-    response = store.dynamodb().query(
-        TableName=store.table_name(),
-        IndexName="gsi3",
-        KeyConditionExpression="gsi3pk = :p",
-        ExpressionAttributeValues=store.values(p=f"PHONE#{phone_key}"),
-        ProjectionExpression="id",
-    )
-    return [store.from_item(i) for i in response.get("Items", [])]
-
-
-def put_new(item: dict[str, Any]) -> bool:
-    return store.put_new(item)
-
-
+# --- plumbing -------------------------------------------------------------------------------------
 def put(item: dict[str, Any]) -> None:
     store.dynamodb().put_item(TableName=store.table_name(), Item=store.to_item(item))
 
@@ -202,94 +274,90 @@ def items_of(patient_id: str, prefix: str = "") -> Iterator[dict[str, Any]]:
     yield from store.query_pages(**kwargs)
 
 
-def touchpoint_update(
-    patient_id: str,
-    sk: str,
-    status: str,
-    reason: str | None,
-    *,
-    expect: tuple[str, ...] = ("planned",),
-    extra: dict[str, Any] | None = None,
+def _update(
+    key: dict[str, Any],
+    sets: Mapping[str, Any],
+    removes: Iterable[str] = (),
+    condition: str | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+    condition_names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The `Update` that moves a touchpoint on from one of `expect` (a transaction action),
-    leaving the due index when it stops being planned."""
-    sets: dict[str, Any] = {"status": status, "updated_at": clock.iso(clock.now()), **(extra or {})}
-    if reason:
-        sets["status_reason"] = reason
-    names = {f"#{k}": k for k in sets} | {"#status": "status"}
+    """An `Update` action setting and removing attributes by name."""
+    names = {f"#{k}": k for k in sets} | dict(condition_names or {})
     expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
-    if status != "planned":
-        expression += " REMOVE gsi2pk, gsi2sk"
-    allowed = {f"e{i}": s for i, s in enumerate(expect)}
-    condition = "#status IN (" + ", ".join(f":{k}" for k in allowed) + ")"
-    return {
-        "Update": {
-            "TableName": store.table_name(),
-            "Key": store.key(pk(patient_id), sk),
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": store.values(**sets, **allowed),
-        }
+    gone = list(removes)
+    if gone:
+        names |= {f"#{k}": k for k in gone}
+        expression += " REMOVE " + ", ".join(f"#{k}" for k in gone)
+    update: dict[str, Any] = {
+        "TableName": store.table_name(),
+        "Key": key,
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": store.values(**sets, **(condition_values or {})),
     }
+    if condition:
+        update["ConditionExpression"] = condition
+    return {"Update": update}
 
 
-def set_touchpoint(
-    patient_id: str,
-    sk: str,
-    status: str,
-    reason: str | None,
-    *,
-    expect: tuple[str, ...] = ("planned",),
-    extra: dict[str, Any] | None = None,
-) -> bool:
-    """Move one touchpoint on from one of `expect`. False when it was already moved (a re-run
-    does nothing twice)."""
-    action = touchpoint_update(patient_id, sk, status, reason, expect=expect, extra=extra)
-    return store.transact([action])
+def touchpoint_update(before: Touchpoint, after: Touchpoint) -> dict[str, Any]:
+    """The `Update` that moves a touchpoint from `before` (its status the condition) to
+    `after`: the attributes that changed, and the due index it joins or leaves."""
+    old, new = touchpoint_item(before), touchpoint_item(after)
+    sets = {k: v for k, v in new.items() if k not in ("pk", "sk") and old.get(k) != v}
+    sets["status"] = after.status
+    if after.updated_at is not None:
+        sets["updated_at"] = after.updated_at
+    removes = [k for k in old if k not in new and k not in ("pk", "sk")]
+    if not after.is_planned:
+        removes += [k for k in ("gsi2pk", "gsi2sk") if k not in removes]
+    return _update(
+        touchpoint_key(after),
+        sets,
+        removes,
+        "#status = :was",
+        {"was": before.status},
+        {"#status": "status"},
+    )
 
 
-def reschedule_update(touchpoint: dict[str, Any], due: datetime, reason: str) -> dict[str, Any]:
-    """The `Update` that moves a planned touchpoint to a later time (in the due index too)."""
-    stamp = clock.iso(due)
-    sets = {
-        "due_at": stamp,
-        "gsi2pk": due_bucket(due),
-        "gsi2sk": f"{stamp}#{touchpoint['patient_id']}#{touchpoint['id']}",
-        "deferred_reason": reason,
-        "updated_at": clock.iso(clock.now()),
-    }
-    return {
-        "Update": {
-            "TableName": store.table_name(),
-            "Key": store.key(
-                pk(touchpoint["patient_id"]),
-                f"TP#{touchpoint['treatment_id']}#{touchpoint['step']}",
-            ),
-            "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in sets),
-            "ConditionExpression": "#status = :planned",
-            "ExpressionAttributeNames": {f"#{k}": k for k in sets} | {"#status": "status"},
-            "ExpressionAttributeValues": store.values(**sets, planned="planned"),
-        }
-    }
-
-
-def last_ad_update(patient_id: str, at: datetime, by: str, cutoff: datetime) -> dict[str, Any]:
+def ad_mark_update(mark: AdMark) -> dict[str, Any]:
     """The `Update` that records an advertising message on the patient, on condition that the
-    patient still exists and got none after `cutoff` (the frequency cap)."""
+    patient still exists and got none after the mark's cutoff."""
     return {
         "Update": {
             "TableName": store.table_name(),
-            "Key": store.key(pk(patient_id), "PAT"),
+            "Key": patient_key(mark.patient_id),
             "UpdateExpression": "SET #at = :at, #by = :by",
             "ConditionExpression": "attribute_exists(pk) AND "
             "(attribute_not_exists(#at) OR #at <= :cutoff)",
             "ExpressionAttributeNames": {"#at": "last_ad_at", "#by": "last_ad_by"},
             "ExpressionAttributeValues": store.values(
-                at=clock.iso(at), by=by, cutoff=clock.iso(cutoff)
+                at=clock.iso(mark.at), by=mark.by, cutoff=clock.iso(mark.cutoff)
             ),
         }
     }
+
+
+def _later_of(patient_id: str, attribute: str, at: str) -> None:
+    """Set `attribute` to `at` unless it already holds a later time."""
+    store.conditional_write(
+        "update_item",
+        Key=patient_key(patient_id),
+        UpdateExpression="SET #a = :at",
+        ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#a) OR #a < :at)",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues=store.values(at=at),
+    )
+
+
+def _conversation_sk(message: ConversationMessage) -> str:
+    return f"CONV#{message.id}"
+
+
+def _conversation_item(patient_id: str, message: ConversationMessage) -> dict[str, Any]:
+    return {"pk": pk(patient_id), "sk": _conversation_sk(message), **message.to_item()}
 
 
 # --- transactions ---------------------------------------------------------------------------------
@@ -446,66 +514,534 @@ def decode_key(cursor: str) -> dict[str, Any]:
     return {k: {"S": v} for k, v in json.loads(cursor).items()}
 
 
-def due_touchpoints(since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Planned touchpoints due in (since, until]: reads only the due items."""
-    return store.query_due("DUE", since, until)
+# --- the DynamoDB adapter -------------------------------------------------------------------------
+class DynamoPatientRepository:
+    """`PatientRepository` on the records table (`sotong.store`'s client)."""
+
+    def conversation_owner(self, item: dict[str, Any]) -> str | None:
+        """The patient id when `item` (a stored item, keys included) is a conversation message."""
+        partition, sort = str(item.get("pk", "")), str(item.get("sk", ""))
+        if partition.startswith("PAT#") and sort.startswith("CONV#"):
+            return partition.removeprefix("PAT#")
+        return None
+
+    def patient(self, patient_id: str) -> Patient | None:
+        item = (
+            store.dynamodb()
+            .get_item(
+                TableName=store.table_name(), Key=patient_key(patient_id), ConsistentRead=True
+            )
+            .get("Item")
+        )
+        return Patient.from_item(store.from_item(item)) if item else None
+
+    def patients(self, patient_ids: Iterable[str]) -> dict[str, Patient]:
+        """BatchGetItem in chunks of 100: one read request per 100 patients."""
+        wanted = sorted(set(patient_ids))
+        found: dict[str, Patient] = {}
+        for start in range(0, len(wanted), 100):
+            keys = [patient_key(p) for p in wanted[start : start + 100]]
+            request: dict[str, Any] = {store.table_name(): {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = store.dynamodb().batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(store.table_name(), []):
+                    patient = Patient.from_item(store.from_item(item))
+                    found[patient.id] = patient
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def _by_phone(self, phone_key: str, **extra: Any) -> list[dict[str, Any]]:
+        response = store.dynamodb().query(
+            TableName=store.table_name(),
+            IndexName="gsi3",
+            KeyConditionExpression="gsi3pk = :p",
+            ExpressionAttributeValues=store.values(p=phone_index(phone_key)["gsi3pk"]),
+            **extra,
+        )
+        return [store.from_item(i) for i in response.get("Items", [])]
+
+    def patient_by_phone(self, phone_key: str) -> Patient | None:
+        items = [Patient.from_item(i) for i in self._by_phone(phone_key)]
+        return max(items, key=lambda p: p.updated_at or "") if items else None
+
+    def patient_ids_by_phone(self, phone_key: str) -> list[str]:
+        """Every patient with this phone (a family may share one)."""
+        return [str(i["id"]) for i in self._by_phone(phone_key, ProjectionExpression="id")]
+
+    def register(self, patient: Patient, phone_key: str) -> Patient:
+        """Create or update the patient's contact and consents; history attributes are kept."""
+        now = clock.iso(clock.now())
+        given = {
+            "id": patient.id,
+            "name": patient.name,
+            "phone": patient.phone,
+            "email": patient.email,
+            "chart_no": patient.chart_no,
+            "consents": dict(patient.consents) if patient.consents is not None else None,
+        }
+        extra = {"updated_at": now, **phone_index(phone_key)}
+        fields = {k: v for k, v in {**given, **extra}.items() if v is not None}
+        names = {f"#{k}": k for k in fields} | {
+            "#created_at": "created_at",
+            "#lt": "last_treatment",
+        }
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
+        expression += ", #created_at = if_not_exists(#created_at, :now)"
+        expression += ", #lt = if_not_exists(#lt, :empty)"
+        gone = [k for k in ("email", "chart_no") if given[k] is None]
+        if gone:
+            names.update({f"#{k}": k for k in gone})
+            expression += " REMOVE " + ", ".join(f"#{k}" for k in gone)
+        response = store.dynamodb().update_item(
+            TableName=store.table_name(),
+            Key=patient_key(patient.id),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=store.values(now=now, empty={}, **fields),
+            ReturnValues="ALL_NEW",
+        )
+        return Patient.from_item(store.from_item(response["Attributes"]))
+
+    def save_pause(self, patient: Patient) -> bool:
+        """Store the patient's pause; False when the patient is gone."""
+        sets = {"paused": patient.paused, "pause_reason": patient.pause_reason}
+        return store.conditional_write(
+            "update_item",
+            **_update(patient_key(patient.id), sets, (), "attribute_exists(pk)")["Update"],
+        )
+
+    def set_patient_attributes(self, patient_id: str, sets: dict[str, Any]) -> bool:
+        """Set attributes on a stored patient outright (tools and tests); False when none."""
+        return store.conditional_write(
+            "update_item",
+            **_update(patient_key(patient_id), sets, (), "attribute_exists(pk)")["Update"],
+        )
+
+    def note_treatment(self, patient_id: str, tag: str, day: str) -> None:
+        """Remember the latest date of each tag on the patient (for `repeat_treatment`)."""
+        store.conditional_write(
+            "update_item",
+            Key=patient_key(patient_id),
+            UpdateExpression="SET last_treatment.#tag = :day",
+            ConditionExpression=(
+                "attribute_exists(pk) AND (attribute_not_exists(last_treatment.#tag) "
+                "OR last_treatment.#tag < :day)"
+            ),
+            ExpressionAttributeNames={"#tag": tag},
+            ExpressionAttributeValues=store.values(day=day),
+        )
+
+    def set_latest_treatment(self, patient_id: str, tag: str, day: str) -> None:
+        """Set the patient's latest date of `tag` outright (after a treatment's date moved)."""
+        store.conditional_write(
+            "update_item",
+            Key=patient_key(patient_id),
+            UpdateExpression="SET last_treatment.#tag = :day",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#tag": tag},
+            ExpressionAttributeValues=store.values(day=day),
+        )
+
+    def note_appointment(self, appointment: AppointmentRecord) -> None:
+        """Store the booking or visit and move the patient's time of it to the later one."""
+        put(
+            {
+                "pk": pk(appointment.patient_id),
+                "sk": f"APT#{appointment.at}#{appointment.kind}",
+                **appointment.to_item(),
+            }
+        )
+        _later_of(appointment.patient_id, appointment.patient_attribute, appointment.at)
+
+    # --- treatments -----------------------------------------------------------------------------
+    def add_treatment(self, treatment: Treatment) -> bool:
+        """Store a new treatment; False when it is stored already (recorded twice = once)."""
+        return store.put_new(treatment_item(treatment))
+
+    def treatment(self, patient_id: str, treatment_id: str) -> Treatment | None:
+        found = next(iter(items_of(patient_id, treatment_sk(treatment_id))), None)
+        return Treatment.from_item(found) if found else None
+
+    def treatments(self, patient_id: str) -> list[Treatment]:
+        return [Treatment.from_item(i) for i in items_of(patient_id, treatment_sk(""))]
+
+    def save_treatment(self, treatment: Treatment) -> None:
+        put(treatment_item(treatment))
+
+    def tag_index(
+        self,
+        tag: str,
+        *,
+        on_or_after: date | None = None,
+        before: date | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> TagPage:
+        """Treatments of one tag in date order from the tag index (gsi1), never the table: dated
+        on or after `on_or_after`, before `before`, after `cursor`, up to `limit` (None: all)."""
+        partition = f"TAG#{tag}"
+        condition = "gsi1pk = :t"
+        values: dict[str, Any] = {"t": partition}
+        low = on_or_after.isoformat() if on_or_after else None
+        # the last index key a treatment before `before` can have is the day before's
+        high = (before - timedelta(days=1)).isoformat() + "#~" if before else None
+        if low and high:
+            condition += " AND gsi1sk BETWEEN :lo AND :hi"
+            values.update(lo=low, hi=high)
+        elif low:
+            condition += " AND gsi1sk >= :lo"
+            values["lo"] = low
+        elif high:
+            condition += " AND gsi1sk <= :hi"
+            values["hi"] = high
+        kwargs: dict[str, Any] = {
+            "TableName": store.table_name(),
+            "IndexName": "gsi1",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": store.values(**values),
+            "ProjectionExpression": "#g, #p, #s",
+            "ExpressionAttributeNames": {"#g": "gsi1sk", "#p": "pk", "#s": "sk"},
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_key(cursor)
+        read: list[dict[str, Any]] = []
+        following: dict[str, Any] | None = None
+        pages = 0
+        while limit is None or len(read) < limit:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(read)
+            page = store.dynamodb().query(**kwargs)
+            pages += 1
+            read += page.get("Items", [])
+            following = page.get("LastEvaluatedKey")
+            if not following:
+                break
+            kwargs["ExclusiveStartKey"] = following
+        refs = []
+        for item in read:
+            day, _, pid = item["gsi1sk"]["S"].partition("#")
+            key = {"gsi1pk": {"S": partition}, **{k: item[k] for k in ("gsi1sk", "pk", "sk")}}
+            refs.append(TagRef(pid, day, encode_key(key)))
+        return TagPage(refs, bool(following), pages)
+
+    # --- touchpoints ----------------------------------------------------------------------------
+    def touchpoints(self, patient_id: str, treatment_id: str | None = None) -> list[Touchpoint]:
+        prefix = touchpoint_sk(treatment_id) if treatment_id else "TP#"
+        found = [Touchpoint.from_item(i) for i in items_of(patient_id, prefix)]
+        return sorted(found, key=lambda t: t.due_at)
+
+    def add_touchpoints(self, touchpoints: Sequence[Touchpoint]) -> int:
+        """Store the touchpoints as they are (BatchWriteItem); returns the requests made."""
+        return write_all([touchpoint_item(t) for t in touchpoints])
+
+    def due_touchpoints(self, since: datetime, until: datetime) -> list[Touchpoint]:
+        """Planned touchpoints due in (since, until]: reads only the due items."""
+        return [Touchpoint.from_item(i) for i in store.query_due("DUE", since, until)]
+
+    def move_touchpoint(self, before: Touchpoint, after: Touchpoint) -> bool:
+        """Move one touchpoint on; False when it is no longer as read (a re-run does nothing
+        twice)."""
+        return store.transact([touchpoint_update(before, after)])
+
+    def move_touchpoints(
+        self, hospital_id: str, moves: Sequence[TouchpointMove], *, per_transaction: int = 50
+    ) -> Moved:
+        """Each move (its touchpoint, outbox items and ad mark) whole or not at all, in
+        transactions of `per_transaction` moves (`write_units`)."""
+        from sotong.notify import txoutbox
+
+        units = []
+        for move in moves:
+            unit = [touchpoint_update(move.before, move.after)]
+            unit += txoutbox.actions(hospital_id, move.messages)
+            if move.ad is not None:
+                unit.append(ad_mark_update(move.ad))
+            units.append(unit)
+        written = write_units(units, per_transaction=per_transaction)
+        return Moved(
+            {i: "moved_on" if 0 in failed else "ad_cap" for i, failed in written.failed.items()},
+            written.requests,
+        )
+
+    # --- conversations --------------------------------------------------------------------------
+    def conversation(self, patient_id: str) -> list[ConversationMessage]:
+        return [ConversationMessage.from_item(i) for i in items_of(patient_id, "CONV#")]
+
+    def add_message(
+        self, patient_id: str, message: ConversationMessage, *, inbound_id: str | None = None
+    ) -> bool:
+        """Store a message of the conversation; False when this provider message is stored
+        already (its marker `CONVIN#<id>` is written in the same transaction)."""
+        item = _conversation_item(patient_id, message)
+        actions = [store.put_action(item, "attribute_not_exists(pk)")]
+        if inbound_id:
+            marker = {
+                "pk": pk(patient_id),
+                "sk": f"CONVIN#{inbound_id}",
+                "conversation": item["sk"],
+            }
+            actions.append(store.put_action(marker, "attribute_not_exists(pk)"))
+        return store.transact(actions)
+
+    def add_answer(
+        self,
+        hospital_id: str,
+        patient_id: str,
+        message: ConversationMessage,
+        request: MessageRequest,
+    ) -> bool:
+        """A staff answer and its message request in one transaction, each written once."""
+        from sotong.notify import txoutbox
+
+        (outbox_put,) = txoutbox.actions(hospital_id, [request])
+        outbox_put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
+        item = _conversation_item(patient_id, message)
+        return store.transact([store.put_action(item, "attribute_not_exists(pk)"), outbox_put])
+
+    # --- schedules ------------------------------------------------------------------------------
+    def take_lease(self, name: str, owner: str, now: datetime, hold: timedelta) -> bool:
+        return take_lease(name, owner, now, hold)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        release_lease(name, owner)
+
+    def watermark(self, name: str) -> datetime | None:
+        return store.watermark(name)
+
+    def set_watermark(self, name: str, until: datetime) -> None:
+        store.set_watermark(name, until)
+
+    # --- erasure --------------------------------------------------------------------------------
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Anonymous counters kept after an erasure (`STATS` / `recall`)."""
+        if not counts:
+            return
+        names = {f"#c{i}": name for i, name in enumerate(counts)}
+        values = {f"c{i}": n for i, n in enumerate(counts.values())}
+        store.dynamodb().update_item(
+            TableName=store.table_name(),
+            Key=store.key("STATS", "recall"),
+            UpdateExpression="ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counts))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=store.values(**values),
+        )
+
+    def counts(self) -> dict[str, Any]:
+        item = (
+            store.dynamodb()
+            .get_item(TableName=store.table_name(), Key=store.key("STATS", "recall"))
+            .get("Item")
+        )
+        return strip(store.from_item(item)) if item else {}
 
 
-def latest_of_tag(patient_id: str, tag: str) -> str | None:
-    """The patient's latest treatment date of `tag`, from their own partition."""
-    days = [str(i["date"]) for i in items_of(patient_id, "TRT#") if i.get("tag") == tag]
-    return max(days, default=None)
+# --- campaigns ------------------------------------------------------------------------------------
+CAMPAIGN = "CAMPAIGN"
+ACTIVE_CAMPAIGNS = "CAMPAIGNS"
+"""the sparse index partition (gsi2) of the planned and running campaigns"""
 
 
-def set_latest_treatment(patient_id: str, tag: str, day: str | None) -> None:
-    """Set the patient's latest date of `tag` outright (after a treatment's date moved)."""
-    if day is None:
-        return
-    store.conditional_write(
-        "update_item",
-        Key=store.key(pk(patient_id), "PAT"),
-        UpdateExpression="SET last_treatment.#tag = :day",
-        ConditionExpression="attribute_exists(pk)",
-        ExpressionAttributeNames={"#tag": tag},
-        ExpressionAttributeValues=store.values(day=day),
-    )
+@dataclass
+class PageWrite:
+    """What `write_page` did: written; or refused because the job moved on (cancelled, advanced
+    by another runner), or because some recipients' conditions failed (their indexes in the
+    page's sends: advertised meanwhile, or erased); and the requests it took."""
+
+    written: bool = False
+    job_moved_on: bool = False
+    refused: set[int] = field(default_factory=set)
+    requests: int = 0
 
 
-def treatments_with_tag(tag: str, since: str | None, until: str | None) -> list[dict[str, Any]]:
-    """Treatments of one tag, optionally within dates: one Query (paged) on the tag index."""
-    condition = "gsi1pk = :t"
-    values: dict[str, Any] = {"t": f"TAG#{tag}"}
-    if since or until:
-        condition += " AND gsi1sk BETWEEN :lo AND :hi"
-        values.update(lo=since or "0000", hi=(until or "9999") + "~")
-    kwargs: dict[str, Any] = {
-        "TableName": store.table_name(),
-        "IndexName": "gsi1",
-        "KeyConditionExpression": condition,
-        "ExpressionAttributeValues": store.values(**values),
+class CampaignRepository(Protocol):
+    """Campaign jobs: one item each, with the progress of its pages."""
+
+    def campaign(self, campaign_id: str) -> dict[str, Any] | None: ...
+    def add_campaign(self, campaign: dict[str, Any]) -> bool: ...
+    def active_campaigns(self) -> list[str]: ...
+    def cancel_campaign(self, campaign_id: str, by: str, at: datetime) -> bool: ...
+    def campaign_results(self, campaign_id: str, limit: int) -> Iterator[dict[str, Any]]: ...
+    def write_page(
+        self,
+        hospital_id: str,
+        job: Mapping[str, Any],
+        progress: Mapping[str, Any],
+        final: bool,
+        sends: Sequence[tuple[MessageRequest, AdMark]],
+    ) -> PageWrite: ...
+
+
+def _campaign_key(campaign_id: str) -> dict[str, Any]:
+    return store.key(f"CAMPAIGN#{campaign_id}", CAMPAIGN)
+
+
+def _job_update(job: Mapping[str, Any], progress: Mapping[str, Any], final: bool) -> dict[str, Any]:
+    """The `Update` of the job's progress, on condition that it is still at the version read
+    and planned or running; a final page takes it off the active index."""
+    sets = dict(progress)
+    names = {f"#{k}": k for k in sets} | {"#started": "started_at"}
+    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+    expression += ", #started = if_not_exists(#started, :updated_at)"
+    if final:
+        expression += " REMOVE gsi2pk, gsi2sk, #cursor"
+        names["#cursor"] = "cursor"
+    return {
+        "Update": {
+            "TableName": store.table_name(),
+            "Key": _campaign_key(str(job["id"])),
+            "UpdateExpression": expression,
+            "ConditionExpression": "#version = :expected AND #status IN (:planned, :running)",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": store.values(
+                **sets,
+                expected=int(job.get("version", 0)),
+                planned="planned",
+                running="running",
+            ),
+        }
     }
-    return list(store.query_pages(**kwargs))
 
 
-def add_counts(counts: dict[str, int]) -> None:
-    """Anonymous counters kept after an erasure (`STATS` / `recall`)."""
-    if not counts:
-        return
-    names = {f"#c{i}": name for i, name in enumerate(counts)}
-    values = {f"c{i}": n for i, n in enumerate(counts.values())}
-    store.dynamodb().update_item(
-        TableName=store.table_name(),
-        Key=store.key("STATS", "recall"),
-        UpdateExpression="ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counts))),
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=store.values(**values),
-    )
+class DynamoCampaignRepository:
+    """`CampaignRepository` on the records table: `CAMPAIGN#<id>` / `CAMPAIGN`, on gsi2
+    `CAMPAIGNS` / `<send date>#<created>#<id>` while planned or running (what the runner reads:
+    never a Scan); results from the message records referring to it (gsi3 `REF#campaign#<id>`)."""
 
+    def campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        item = (
+            store.dynamodb()
+            .get_item(
+                TableName=store.table_name(), Key=_campaign_key(campaign_id), ConsistentRead=True
+            )
+            .get("Item")
+        )
+        return strip(store.from_item(item)) if item else None
 
-def counts() -> dict[str, Any]:
-    item = (
-        store.dynamodb()
-        .get_item(TableName=store.table_name(), Key=store.key("STATS", "recall"))
-        .get("Item")
-    )
-    return strip(store.from_item(item)) if item else {}
+    def add_campaign(self, campaign: dict[str, Any]) -> bool:
+        """Store a new campaign job, planned; False when it exists (a concurrent request)."""
+        cid = str(campaign["id"])
+        item = {
+            "pk": f"CAMPAIGN#{cid}",
+            "sk": CAMPAIGN,
+            **campaign,
+            "gsi2pk": ACTIVE_CAMPAIGNS,
+            "gsi2sk": f"{campaign['send_on']}#{campaign['created_at']}#{cid}",
+        }
+        return store.put_new(item)
+
+    def active_campaigns(self) -> list[str]:
+        """Ids of the planned and running campaigns, oldest send date first (the sparse index)."""
+        kwargs: dict[str, Any] = {
+            "TableName": store.table_name(),
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "gsi2pk = :p",
+            "ExpressionAttributeValues": store.values(p=ACTIVE_CAMPAIGNS),
+            "ProjectionExpression": "id",
+        }
+        found: list[str] = []
+        while True:
+            page = store.dynamodb().query(**kwargs)
+            found += [str(store.from_item(i)["id"]) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def cancel_campaign(self, campaign_id: str, by: str, at: datetime) -> bool:
+        """Cancel a planned or running campaign; False when it is neither (or gone)."""
+        now = clock.iso(at)
+        return store.conditional_write(
+            "update_item",
+            Key=_campaign_key(campaign_id),
+            UpdateExpression="SET #status = :cancelled, cancelled_by = :by, "
+            "cancelled_at = :now, updated_at = :now, #version = #version + :one "
+            "REMOVE gsi2pk, gsi2sk",
+            ConditionExpression="#status IN (:planned, :running)",
+            ExpressionAttributeNames={"#status": "status", "#version": "version"},
+            ExpressionAttributeValues=store.values(
+                cancelled="cancelled",
+                by=by,
+                now=now,
+                one=1,
+                planned="planned",
+                running="running",
+            ),
+        )
+
+    def campaign_results(self, campaign_id: str, limit: int) -> Iterator[dict[str, Any]]:
+        """Status and reason of the message records referring to the campaign (up to `limit`)."""
+        kwargs: dict[str, Any] = {
+            "TableName": store.table_name(),
+            "IndexName": "gsi3",
+            "KeyConditionExpression": "gsi3pk = :p",
+            "ExpressionAttributeValues": store.values(p=f"REF#campaign#{campaign_id}"),
+            "ProjectionExpression": "#s, #r",
+            "ExpressionAttributeNames": {"#s": "status", "#r": "reason"},
+        }
+        given = 0
+        while True:
+            page = store.dynamodb().query(**kwargs)
+            for item in page.get("Items", []):
+                if given >= limit:
+                    return
+                given += 1
+                yield store.from_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def write_page(
+        self,
+        hospital_id: str,
+        job: Mapping[str, Any],
+        progress: Mapping[str, Any],
+        final: bool,
+        sends: Sequence[tuple[MessageRequest, AdMark]],
+    ) -> PageWrite:
+        """The page's message requests (outbox items) and ad marks with the job's progress, in
+        one transaction (a job update and 2 actions per recipient); a conflict with another
+        transaction is tried again after a pause."""
+        from sotong.notify import txoutbox
+
+        actions = [_job_update(job, progress, final)]
+        for request, mark in sends:
+            (put,) = txoutbox.actions(hospital_id, [request])
+            actions += [put, ad_mark_update(mark)]
+        result = PageWrite()
+        conflicts = 0
+        while True:
+            result.requests += 1
+            try:
+                if len(actions) == 1:
+                    store.dynamodb().update_item(**actions[0]["Update"])
+                else:
+                    store.dynamodb().transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+            except ClientError as error:
+                if len(actions) == 1 and store.conditional_failed(error):
+                    result.job_moved_on = True
+                    return result
+                codes = cancellation_codes(error)
+                if codes is None:
+                    if store.transaction_refused(error):
+                        result.job_moved_on = True  # no reasons to tell which: the next run
+                        return result
+                    raise
+                if codes[0] == "ConditionalCheckFailed":
+                    result.job_moved_on = True
+                    return result
+                refused = {
+                    (i - 1) // 2
+                    for i, code in enumerate(codes)
+                    if i and code == "ConditionalCheckFailed"
+                }
+                if refused:
+                    result.refused = refused
+                    return result
+                if set(codes) - {"None", "TransactionConflict"}:
+                    raise
+                conflicts += 1
+                if conflicts >= CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(min(1.0, 0.05 * 2**conflicts))
+                continue
+            result.written = True
+            return result

@@ -1,13 +1,14 @@
 """Segments by treatment history: patients of one treatment tag, filtered by the date of their
 latest treatment of that tag, their last visit and their marketing consent.
 
-Cost, honestly: a segment reads the tag index (gsi1 `TAG#<tag>` / `<date>#<patient>`), never the
-table. With `last_treatment_after` the Query starts at that date, so it reads the treatments of the
-tag dated on or after it; without it, it reads every treatment of the tag (a patient's *latest*
-treatment can only be known by also reading the later ones, so `last_treatment_before` cannot bound
-the Query). Patients are then read by BatchGetItem (100 per request) only when a filter or the
-answer needs them: a count without `no_visit_since` or `marketing_consent_only` reads no patient.
-Reads grow with the treatments of that tag, not with the table.
+Cost, honestly: a segment reads the tag index (`PatientRepository.tag_index`: by tag, in date
+order), never the table. With `last_treatment_after` the Query starts at that date, so it reads the
+treatments of the tag dated on or after it; without it, it reads every treatment of the tag (a
+patient's *latest* treatment can only be known by also reading the later ones, so
+`last_treatment_before` cannot bound the Query). Patients are then read by BatchGetItem (100 per
+request) only when a filter or the answer needs them: a count without `no_visit_since` or
+`marketing_consent_only` reads no patient. Reads grow with the treatments of that tag, not with the
+table.
 
 Resumable (`read_page`, what a campaign job pages through): the tag index is read in order from a
 cursor, a page at a time, with the page's patients. A treatment stands for its patient when it
@@ -21,18 +22,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sotong import clock, store
+from sotong import clock
 from sotong.config.schema import HospitalConfig, TreatmentTag
 from sotong.dates import FilterDay
 from sotong.errors import BadRequest
 from sotong.fields import Line, StrictBool, StrictInt
 from sotong.phone import mask_phone
-from sotong.recall import repository as repo
+from sotong.recall.records import Patient
+from sotong.recall.repository import DynamoPatientRepository, PatientRepository
 
 MAX_PAGE = 200
 
@@ -105,7 +107,7 @@ class Cost:
 class Member:
     patient_id: str
     last_treatment: str
-    patient: dict[str, Any] | None = None
+    patient: Patient | None = None
 
 
 @dataclass
@@ -123,39 +125,31 @@ def known_tag(hospital: HospitalConfig, tag_id: str, where: str = "body.tag") ->
     return tag
 
 
-def latest_by_patient(tag: str, on_or_after: date | None, cost: Cost) -> dict[str, str]:
+def _repository(patients: PatientRepository | None) -> PatientRepository:
+    return patients if patients is not None else DynamoPatientRepository()
+
+
+def latest_by_patient(
+    tag: str, on_or_after: date | None, cost: Cost, patients: PatientRepository | None = None
+) -> dict[str, str]:
     """Each patient's latest treatment date of `tag`, among treatments on or after the day."""
-    condition = "gsi1pk = :t"
-    values: dict[str, Any] = {"t": f"TAG#{tag}"}
-    if on_or_after is not None:
-        condition += " AND gsi1sk >= :lo"
-        values["lo"] = on_or_after.isoformat()
-    kwargs: dict[str, Any] = {
-        "TableName": store.table_name(),
-        "IndexName": "gsi1",
-        "KeyConditionExpression": condition,
-        "ExpressionAttributeValues": store.values(**values),
-        "ProjectionExpression": "gsi1sk",
-    }
+    index = _repository(patients).tag_index(tag, on_or_after=on_or_after)
+    cost.query_pages += index.query_pages
+    cost.treatments_read += len(index.refs)
     latest: dict[str, str] = {}
-    while True:
-        page = store.dynamodb().query(**kwargs)
-        cost.query_pages += 1
-        for item in page.get("Items", []):
-            cost.treatments_read += 1
-            day, _, patient = item["gsi1sk"]["S"].partition("#")
-            if patient and day > latest.get(patient, ""):
-                latest[patient] = day
-        if "LastEvaluatedKey" not in page:
-            return latest
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for ref in index.refs:
+        if ref.patient_id and ref.day > latest.get(ref.patient_id, ""):
+            latest[ref.patient_id] = ref.day
+    return latest
 
 
-def read_patients(patient_ids: Iterable[str], cost: Cost) -> dict[str, dict[str, Any]]:
+def read_patients(
+    patient_ids: Iterable[str], cost: Cost, patients: PatientRepository | None = None
+) -> dict[str, Patient]:
     wanted = sorted(set(patient_ids))
     if not wanted:
         return {}
-    found = repo.get_patients(wanted)
+    found = _repository(patients).patients(wanted)
     cost.patients_read += len(found)
     cost.batch_get_requests += (len(wanted) + 99) // 100
     return found
@@ -165,13 +159,13 @@ def start_of(day: date, hospital: HospitalConfig) -> str:
     return clock.iso(datetime.combine(day, time.min, tzinfo=hospital.zone))
 
 
-def _visited_since(patient: dict[str, Any], since: str) -> bool:
-    visit = patient.get("last_visit_at")
+def _visited_since(patient: Patient, since: str) -> bool:
+    visit = patient.last_visit_at
     return bool(visit) and str(visit) >= since
 
 
-def marketing_consent(patient: dict[str, Any]) -> bool:
-    return bool((patient.get("consents") or {}).get("marketing"))
+def marketing_consent(patient: Patient) -> bool:
+    return patient.marketing_consent
 
 
 def needs_patients(segment: Segment) -> bool:
@@ -179,22 +173,27 @@ def needs_patients(segment: Segment) -> bool:
 
 
 def evaluate(
-    segment: Segment, hospital: HospitalConfig, *, with_patients: bool = False
+    segment: Segment,
+    hospital: HospitalConfig,
+    *,
+    with_patients: bool = False,
+    patients: PatientRepository | None = None,
 ) -> Evaluation:
     """The members of a segment. Patients are read when a filter needs them or when
     `with_patients` asks for them (a member whose patient is gone is dropped then)."""
     known_tag(hospital, segment.tag)
     cost = Cost()
-    latest = latest_by_patient(segment.tag, segment.last_treatment_after, cost)
+    repository = _repository(patients)
+    latest = latest_by_patient(segment.tag, segment.last_treatment_after, cost, repository)
     before = segment.last_treatment_before.isoformat() if segment.last_treatment_before else None
     members = [Member(pid, day) for pid, day in latest.items() if before is None or day < before]
     members.sort(key=lambda m: (m.last_treatment, m.patient_id))
     if with_patients or needs_patients(segment):
-        patients = read_patients((m.patient_id for m in members), cost)
+        found = read_patients((m.patient_id for m in members), cost, repository)
         since = start_of(segment.no_visit_since, hospital) if segment.no_visit_since else None
         kept = []
         for member in members:
-            patient = patients.get(member.patient_id)
+            patient = found.get(member.patient_id)
             if patient is None:
                 continue  # erased since (the index is eventually consistent)
             if since is not None and _visited_since(patient, since):
@@ -215,7 +214,7 @@ class Entry:
     """resume after this treatment"""
     patient_id: str
     day: str
-    patient: dict[str, Any] | None
+    patient: Patient | None
     """None: the patient is gone (erased since; the index is eventually consistent)"""
     member: bool
     """the patient's latest treatment of the tag, and the segment's filters hold"""
@@ -229,76 +228,39 @@ class EntryPage:
     cost: Cost = field(default_factory=Cost)
 
 
-def _bounds(segment: Segment) -> tuple[str, dict[str, Any]]:
-    condition = "gsi1pk = :t"
-    values: dict[str, Any] = {"t": f"TAG#{segment.tag}"}
-    after, before = segment.last_treatment_after, segment.last_treatment_before
-    low = after.isoformat() if after else None
-    # the latest treatment is before `before`: the last index key it can have is the day before's
-    high = (before - timedelta(days=1)).isoformat() + "#~" if before else None
-    if low and high:
-        condition += " AND gsi1sk BETWEEN :lo AND :hi"
-        values.update(lo=low, hi=high)
-    elif low:
-        condition += " AND gsi1sk >= :lo"
-        values["lo"] = low
-    elif high:
-        condition += " AND gsi1sk <= :hi"
-        values["hi"] = high
-    return condition, values
-
-
 def read_page(
-    segment: Segment, hospital: HospitalConfig, cursor: str | None, limit: int = 100
+    segment: Segment,
+    hospital: HospitalConfig,
+    cursor: str | None,
+    limit: int = 100,
+    patients: PatientRepository | None = None,
 ) -> EntryPage:
     """Up to `limit` treatments of the segment's tag after `cursor`, in index order (oldest
     first), each with its patient and whether it stands for a member."""
     known_tag(hospital, segment.tag)
     cost = Cost()
-    condition, values = _bounds(segment)
-    kwargs: dict[str, Any] = {
-        "TableName": store.table_name(),
-        "IndexName": "gsi1",
-        "KeyConditionExpression": condition,
-        "ExpressionAttributeValues": store.values(**values),
-        "ProjectionExpression": "#g, #p, #s",
-        "ExpressionAttributeNames": {"#g": "gsi1sk", "#p": "pk", "#s": "sk"},
-        "Limit": limit,
-    }
-    if cursor:
-        kwargs["ExclusiveStartKey"] = repo.decode_key(cursor)
-    read: list[dict[str, Any]] = []
-    following: dict[str, Any] | None = None
-    while len(read) < limit:
-        kwargs["Limit"] = limit - len(read)
-        page = store.dynamodb().query(**kwargs)
-        cost.query_pages += 1
-        read += page.get("Items", [])
-        following = page.get("LastEvaluatedKey")
-        if not following:
-            break
-        kwargs["ExclusiveStartKey"] = following
-    cost.treatments_read += len(read)
-    keyed = []
-    for item in read:
-        day, _, pid = item["gsi1sk"]["S"].partition("#")
-        key = {
-            "gsi1pk": {"S": f"TAG#{segment.tag}"},
-            **{k: item[k] for k in ("gsi1sk", "pk", "sk")},
-        }
-        keyed.append((repo.encode_key(key), pid, day))
-    patients = read_patients((pid for _, pid, _ in keyed if pid), cost)
+    repository = _repository(patients)
+    index = repository.tag_index(
+        segment.tag,
+        on_or_after=segment.last_treatment_after,
+        before=segment.last_treatment_before,
+        cursor=cursor,
+        limit=limit,
+    )
+    cost.query_pages += index.query_pages
+    cost.treatments_read += len(index.refs)
+    found = read_patients((r.patient_id for r in index.refs if r.patient_id), cost, repository)
     since = start_of(segment.no_visit_since, hospital) if segment.no_visit_since else None
     entries = []
-    for position, pid, day in keyed:
-        patient = patients.get(pid)
-        member = patient is not None and _stands_for(patient, segment, day, since)
-        entries.append(Entry(position, pid, day, patient, member))
-    return EntryPage(entries, entries[-1].cursor if entries and following else None, cost)
+    for ref in index.refs:
+        patient = found.get(ref.patient_id)
+        member = patient is not None and _stands_for(patient, segment, ref.day, since)
+        entries.append(Entry(ref.cursor, ref.patient_id, ref.day, patient, member))
+    return EntryPage(entries, entries[-1].cursor if entries and index.more else None, cost)
 
 
-def _stands_for(patient: dict[str, Any], segment: Segment, day: str, since: str | None) -> bool:
-    latest = (patient.get("last_treatment") or {}).get(segment.tag)
+def _stands_for(patient: Patient, segment: Segment, day: str, since: str | None) -> bool:
+    latest = patient.latest_treatment(segment.tag)
     if latest and latest != day:
         return False  # not the latest treatment of the tag: the latest one stands for them
     if since is not None and _visited_since(patient, since):
@@ -308,21 +270,22 @@ def _stands_for(patient: dict[str, Any], segment: Segment, day: str, since: str 
 
 def row(member: Member) -> dict[str, Any]:
     """A segment member as staff see it in a list: the phone masked to its last four digits."""
-    patient = member.patient or {}
-    consents = patient.get("consents") or {}
+    patient = member.patient
     return {
         "id": member.patient_id,
-        "name": patient.get("name"),
-        "phone": mask_phone(str(patient.get("phone") or "")),
+        "name": patient.name if patient else None,
+        "phone": mask_phone(str((patient.phone if patient else None) or "")),
         "last_treatment": member.last_treatment,
-        "last_visit_at": patient.get("last_visit_at"),
-        "marketing_consent": bool(consents.get("marketing")),
-        "paused": bool(patient.get("paused")),
+        "last_visit_at": patient.last_visit_at if patient else None,
+        "marketing_consent": bool(patient and patient.marketing_consent),
+        "paused": bool(patient and patient.paused),
     }
 
 
-def count(segment: Segment, hospital: HospitalConfig) -> dict[str, Any]:
-    evaluation = evaluate(segment, hospital)
+def count(
+    segment: Segment, hospital: HospitalConfig, patients: PatientRepository | None = None
+) -> dict[str, Any]:
+    evaluation = evaluate(segment, hospital, patients=patients)
     return {
         "segment": segment.model_dump(mode="json"),
         "count": len(evaluation.members),
@@ -330,19 +293,22 @@ def count(segment: Segment, hospital: HospitalConfig) -> dict[str, Any]:
     }
 
 
-def page(request: SegmentPage, hospital: HospitalConfig) -> dict[str, Any]:
+def page(
+    request: SegmentPage, hospital: HospitalConfig, patients: PatientRepository | None = None
+) -> dict[str, Any]:
     """One page of members. The cursor is an offset into the ordered members: each page
     evaluates the segment again (patients are read for the page only when no filter needs them
     all), so a member recorded between two pages can shift the list by one."""
     segment = request.segment()
     offset = int(request.cursor or 0)
-    evaluation = evaluate(segment, hospital)
+    repository = _repository(patients)
+    evaluation = evaluate(segment, hospital, patients=repository)
     members = evaluation.members
     chosen = members[offset : offset + request.limit]
     if chosen and chosen[0].patient is None:
-        patients = read_patients((m.patient_id for m in chosen), evaluation.cost)
+        found = read_patients((m.patient_id for m in chosen), evaluation.cost, repository)
         for member in chosen:
-            member.patient = patients.get(member.patient_id)
+            member.patient = found.get(member.patient_id)
         chosen = [m for m in chosen if m.patient is not None]
     following = offset + request.limit
     return {

@@ -16,16 +16,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sotong import clock, consent, erasure, store, tombstones
+from sotong import clock, consent, tombstones
 from sotong.config.schema import PATIENT_VARIABLES, HospitalConfig, Template, TreatmentTag
 from sotong.errors import BadRequest, Conflict, NotFound
 from sotong.health_terms import check_staff_text
-from sotong.notify import txoutbox
 from sotong.notify.model import MessageRequest, Recipient, recipient_key
-from sotong.recall import repository as repo
 from sotong.recall.model import (
     Appointment,
     PatientRegistration,
@@ -34,10 +32,22 @@ from sotong.recall.model import (
     treatment_id,
 )
 from sotong.recall.plan import plan
+from sotong.recall.records import (
+    AppointmentRecord,
+    ConversationMessage,
+    Patient,
+    Touchpoint,
+    Treatment,
+)
+from sotong.recall.repository import (
+    AdMark,
+    DynamoPatientRepository,
+    PatientRepository,
+    TouchpointMove,
+)
 
 TimeLeft = Callable[[], float]
 """seconds the caller may still run (a Lambda context's remaining time)"""
-PAST_GRACE = timedelta(hours=12)
 FIRST_LOOKBACK = timedelta(days=1)
 REPLY_WINDOW = timedelta(days=30)
 CONVERSION_WINDOW = timedelta(days=60)
@@ -58,22 +68,21 @@ SEND_UNITS = 50
 CANCEL_UNITS = 100
 
 
-def patient_recipient(patient: dict[str, Any]) -> Recipient:
+def patient_recipient(patient: Patient) -> Recipient:
     """A stored patient as a message recipient, with the consents they gave."""
-    consents = patient.get("consents") or {}
     return Recipient(
-        name=patient["name"],
-        phone=patient.get("phone"),
-        email=patient.get("email"),
-        contact_consent=bool(consents.get("contact")),
-        marketing_consent=bool(consents.get("marketing")),
-        night_consent=bool(consents.get("night")),
-        patient_id=patient["id"],
+        name=patient.name,
+        phone=patient.phone,
+        email=patient.email,
+        contact_consent=patient.consent("contact"),
+        marketing_consent=patient.consent("marketing"),
+        night_consent=patient.consent("night"),
+        patient_id=patient.id,
     )
 
 
 def patient_variables(
-    hospital: HospitalConfig, template: Template, patient: dict[str, Any]
+    hospital: HospitalConfig, template: Template, patient: Patient
 ) -> dict[str, str]:
     """The variables a recall or campaign template may use (`PATIENT_VARIABLES`), limited to
     the ones it does. Nothing stands in for what is not known: a treatment record has a date,
@@ -82,7 +91,7 @@ def patient_variables(
     sender = hospital.sender
     available = {
         "hospital": sender.display_name,
-        "name": patient["name"],
+        "name": patient.name,
         "callback": sender.callback_number,
         "opt_out": sender.opt_out_number,
     }
@@ -123,13 +132,13 @@ class DispatchReport:
         }
 
 
-def _tp_sk(touchpoint: dict[str, Any]) -> str:
-    return f"TP#{touchpoint['treatment_id']}#{touchpoint['step']}"
-
-
-@dataclass
 class RecallDesk:
-    hospital: HospitalConfig
+    """What staff, the dispatcher and the provider webhook do with recalls, over a
+    `PatientRepository` (the records table unless another is given)."""
+
+    def __init__(self, hospital: HospitalConfig, patients: PatientRepository | None = None) -> None:
+        self.hospital = hospital
+        self.patients: PatientRepository = patients or DynamoPatientRepository()
 
     # --- patients -------------------------------------------------------------------------------
     def register(self, registration: PatientRegistration, by: str | None = None) -> dict[str, Any]:
@@ -142,37 +151,41 @@ class RecallDesk:
             registration.returning_after_erasure,
         )
         consents = registration.consents.model_dump()
-        patient = {
-            "id": pid,
-            "name": registration.name,
-            "phone": registration.phone,
-            "email": registration.email,
-            "chart_no": registration.chart_no,
-            "consents": consents,
-        }
-        before = repo.get_patient(pid)
-        saved = repo.upsert_patient(patient, recipient_key(hospital_id, registration.phone))
+        patient = Patient(
+            id=pid,
+            name=registration.name,
+            phone=registration.phone,
+            email=registration.email,
+            chart_no=registration.chart_no,
+            consents=consents,
+        )
+        before = self.patients.patient(pid)
+        saved = self.patients.register(patient, recipient_key(hospital_id, registration.phone))
         consent.put_all(
             consent.changes_of(
                 hospital_id,
                 registration.phone,
-                (before or {}).get("consents"),
+                dict(before.consents) if before and before.consents is not None else None,
                 consents,
                 source="staff",
                 by=by,
                 patient_id=pid,
             )
         )
-        return saved
+        return saved.to_item()
 
-    def patient(self, pid: str) -> dict[str, Any]:
-        found = repo.get_patient(pid)
+    def _patient(self, pid: str) -> Patient:
+        found = self.patients.patient(pid)
         if found is None:
             raise NotFound(f"no patient {pid}", field="path.patient_id")
         return found
 
+    def patient(self, pid: str) -> dict[str, Any]:
+        return self._patient(pid).to_item()
+
     def pause(self, pid: str, paused: bool, reason: str | None) -> dict[str, Any]:
-        if not repo.update_patient(pid, {"paused": paused, "pause_reason": reason or ""}):
+        patient = self.patients.patient(pid)
+        if patient is None or not self.patients.save_pause(patient.with_pause(paused, reason)):
             raise NotFound(f"no patient {pid}", field="path.patient_id")
         return self.patient(pid)
 
@@ -191,122 +204,108 @@ class RecallDesk:
     ) -> tuple[dict[str, Any], bool]:
         """Store the treatment and plan every step of its tag. Recording it again plans nothing."""
         tag = self.tag(record.tag)
-        self.patient(pid)
+        self._patient(pid)
         tid = treatment_id(pid, tag.id, record.date)
-        treatment = {
-            "pk": repo.pk(pid),
-            "sk": f"TRT#{tid}",
-            "id": tid,
-            "patient_id": pid,
-            "tag": tag.id,
-            "department": tag.department,
-            "date": record.date.isoformat(),
-            "note": record.note,
-            "recorded_by": recorded_by,
-            "recorded_at": clock.iso(clock.now()),
-            "gsi1pk": f"TAG#{tag.id}",
-            "gsi1sk": f"{record.date.isoformat()}#{pid}",
-        }
-        created = repo.put_new(treatment)
+        treatment = Treatment(
+            id=tid,
+            patient_id=pid,
+            tag=tag.id,
+            department=tag.department,
+            date=record.date.isoformat(),
+            note=record.note,
+            recorded_by=recorded_by,
+            recorded_at=clock.iso(clock.now()),
+        )
+        created = self.patients.add_treatment(treatment)
         if created:
-            repo.note_treatment(pid, tag.id, record.date.isoformat())
-            repo.write_all(self.touchpoint_items(pid, tid, tag, record.date))
-        return {**repo.strip(treatment), "touchpoints": self.touchpoints(pid, tid)}, created
+            self.patients.note_treatment(pid, tag.id, treatment.date)
+            self.patients.add_touchpoints(self.plan_touchpoints(pid, tid, tag, record.date))
+        answer = {**treatment.to_item(), "note": treatment.note}
+        return {**answer, "touchpoints": self.touchpoints(pid, tid)}, created
+
+    def plan_touchpoints(
+        self, pid: str, tid: str, tag: TreatmentTag, day: date
+    ) -> list[Touchpoint]:
+        now = clock.now()
+        return [
+            Touchpoint.planned(
+                patient_id=pid,
+                treatment_id=tid,
+                tag=tag.id,
+                step=planned.step.id,
+                template=planned.step.template,
+                purpose=planned.step.purpose,
+                cancel_if=tuple(planned.step.cancel_if),
+                treatment_date=day,
+                due=planned.due_at,
+                now=now,
+            )
+            for planned in plan(self.hospital, tag, day, pid)
+        ]
 
     def touchpoint_items(
         self, pid: str, tid: str, tag: TreatmentTag, day: date
     ) -> list[dict[str, Any]]:
-        now = clock.now()
-        items = []
-        for planned in plan(self.hospital, tag, day, pid):
-            due = planned.due_at
-            status = "planned"
-            if due < now - PAST_GRACE:
-                status = "skipped"
-            elif due <= now:
-                due = now + timedelta(minutes=1)  # recorded late: send it with the next run
-            due_stamp = clock.iso(due)
-            item: dict[str, Any] = {
-                "pk": repo.pk(pid),
-                "sk": f"TP#{tid}#{planned.step.id}",
-                "id": f"{tid}.{planned.step.id}",
-                "patient_id": pid,
-                "treatment_id": tid,
-                "tag": tag.id,
-                "step": planned.step.id,
-                "template": planned.step.template,
-                "purpose": planned.step.purpose,
-                "cancel_if": list(planned.step.cancel_if),
-                "treatment_date": day.isoformat(),
-                "due_at": due_stamp,
-                "status": status,
-                "status_reason": "already past when recorded" if status == "skipped" else None,
-            }
-            if status == "planned":
-                item["gsi2pk"] = repo.due_bucket(due)
-                item["gsi2sk"] = f"{due_stamp}#{pid}#{item['id']}"
-            items.append(item)
-        return items
+        return [t.to_item() for t in self.plan_touchpoints(pid, tid, tag, day)]
 
     def touchpoints(self, pid: str, tid: str | None = None) -> list[dict[str, Any]]:
-        prefix = f"TP#{tid}#" if tid else "TP#"
-        found = [repo.strip(i) for i in repo.items_of(pid, prefix)]
-        return sorted(found, key=lambda t: t["due_at"])
+        return [t.to_item() for t in self.patients.touchpoints(pid, tid)]
 
     def upcoming(self, pid: str) -> list[dict[str, Any]]:
-        self.patient(pid)
-        return [t for t in self.touchpoints(pid) if t["status"] == "planned"]
+        self._patient(pid)
+        return [t.to_item() for t in self.patients.touchpoints(pid) if t.is_planned]
 
     def cancel_touchpoint(self, pid: str, touchpoint: str, by: str) -> dict[str, Any]:
         tid, _, step = touchpoint.partition(".")
-        if not repo.set_touchpoint(pid, f"TP#{tid}#{step}", "cancelled", f"cancelled by {by}"):
+        found = next((t for t in self.patients.touchpoints(pid, tid) if t.step == step), None)
+        if (
+            found is None
+            or not found.is_planned
+            or not self.patients.move_touchpoint(
+                found, found.cancel(f"cancelled by {by}", clock.now())
+            )
+        ):
             raise NotFound(f"no planned touchpoint {touchpoint}", field="path.touchpoint_id")
         return next(t for t in self.touchpoints(pid, tid) if t["step"] == step)
 
     def change_treatment_date(self, pid: str, tid: str, new_date: date, by: str) -> dict[str, Any]:
-        treatment = next(iter(repo.items_of(pid, f"TRT#{tid}")), None)
+        treatment = self.patients.treatment(pid, tid)
         if treatment is None:
             raise NotFound(f"no treatment {tid}", field="path.treatment_id")
-        tag = self.tag(treatment["tag"])
-        pending = {t["step"] for t in self.touchpoints(pid, tid) if t["status"] == "planned"}
+        tag = self.tag(treatment.tag)
+        current = {t.step: t for t in self.patients.touchpoints(pid, tid)}
         moved = [
-            item
-            for item in self.touchpoint_items(pid, tid, tag, new_date)
-            if item["step"] in pending
+            rescheduled
+            for fresh in self.plan_touchpoints(pid, tid, tag, new_date)
+            if fresh.step in current
+            and (rescheduled := current[fresh.step].rescheduled(fresh)) is not None
         ]
-        repo.write_all(moved)
-        repo.put(
-            {
-                **treatment,
-                "date": new_date.isoformat(),
-                "gsi1sk": f"{new_date.isoformat()}#{pid}",
-                "date_changed_by": by,
-            }
-        )
+        self.patients.add_touchpoints(moved)
+        self.patients.save_treatment(treatment.moved_to(new_date, by))
         # the latest date of the tag, recomputed: a date moved earlier lowers it
-        repo.set_latest_treatment(pid, tag.id, repo.latest_of_tag(pid, tag.id))
+        latest = max(
+            (t.date for t in self.patients.treatments(pid) if t.tag == tag.id), default=None
+        )
+        if latest is not None:
+            self.patients.set_latest_treatment(pid, tag.id, latest)
         return {
-            **repo.strip(treatment),
+            **treatment.to_item(),
             "date": new_date.isoformat(),
             "touchpoints": self.touchpoints(pid, tid),
         }
 
     # --- bookings and visits --------------------------------------------------------------------
     def record_appointment(self, pid: str, appointment: Appointment, by: str) -> dict[str, Any]:
-        self.patient(pid)
-        at = clock.iso(appointment.at)
-        repo.put(
-            {
-                "pk": repo.pk(pid),
-                "sk": f"APT#{at}#{appointment.kind}",
-                "kind": appointment.kind,
-                "at": at,
-                "note": appointment.note,
-                "recorded_by": by,
-            }
+        self._patient(pid)
+        self.patients.note_appointment(
+            AppointmentRecord(
+                patient_id=pid,
+                kind=appointment.kind,
+                at=clock.iso(appointment.at),
+                note=appointment.note,
+                recorded_by=by,
+            )
         )
-        attribute = "next_booking_at" if appointment.kind == "booking" else "last_visit_at"
-        repo.later_of(pid, attribute, at)
         converted = self._convert_latest(pid, f"{appointment.kind} recorded")
         return {"patient": self.patient(pid), "converted": converted}
 
@@ -315,29 +314,16 @@ class RecallDesk:
         now = clock.now()
         sent = [
             t
-            for t in self.touchpoints(pid)
-            if t["status"] == "queued"
-            and (step is None or t["step"] == step)
-            and clock.parse(t.get("queued_at", t["due_at"])) >= now - CONVERSION_WINDOW
+            for t in self.patients.touchpoints(pid)
+            if t.status == "queued"
+            and (step is None or t.step == step)
+            and clock.parse(t.sent_at) >= now - CONVERSION_WINDOW
         ]
         if not sent:
             return None
-        latest = max(sent, key=lambda t: t.get("queued_at", t["due_at"]))
-        repo.set_touchpoint(
-            pid,
-            f"TP#{latest['treatment_id']}#{latest['step']}",
-            "converted",
-            why,
-            expect=("queued",),
-            extra={"converted_at": clock.iso(now)},
-        )
-        return str(latest["id"])
-
-    # --- erasure (PIPA) -------------------------------------------------------------------------
-    def erase(self, pid: str, by: str) -> dict[str, Any]:
-        """Erase the patient everywhere and leave a tombstone (`sotong.erasure`): the report of
-        what went, by kind, with the anonymous counts kept."""
-        return erasure.erase_patient(self.hospital.hospital_id, pid, by).as_dict()
+        latest = max(sent, key=lambda t: t.sent_at)
+        self.patients.move_touchpoint(latest, latest.convert(why, now))
+        return latest.id
 
     # --- dispatch -------------------------------------------------------------------------------
     def dispatch_due(self, now: datetime, time_left: TimeLeft | None = None) -> DispatchReport:
@@ -351,148 +337,127 @@ class RecallDesk:
         to, so the next run carries on from there."""
         report = DispatchReport()
         owner = uuid.uuid4().hex
-        if not repo.take_lease(DISPATCH, owner, now, LEASE_HOLD):
+        if not self.patients.take_lease(DISPATCH, owner, now, LEASE_HOLD):
             report.leased = False
             return report
         try:
-            since = store.watermark(DISPATCH) or now - FIRST_LOOKBACK
-            read = repo.due_touchpoints(since - INDEX_LAG, now)
-            due = list({(t["patient_id"], t["id"]): t for t in read}.values())
-            due.sort(key=lambda t: (t["due_at"], t["patient_id"], t["id"]))
+            since = self.patients.watermark(DISPATCH) or now - FIRST_LOOKBACK
+            read = self.patients.due_touchpoints(since - INDEX_LAG, now)
+            due = list({(t.patient_id, t.id): t for t in read}.values())
+            due.sort(key=lambda t: (t.due_at, t.patient_id, t.id))
             report.read = len(due)
             reached = now
             for start in range(0, len(due), SLICE):
                 if start and time_left is not None and time_left() < STOP_MARGIN_S:
-                    reached = clock.parse(due[start]["due_at"]) - timedelta(microseconds=1)
+                    reached = due[start].due - timedelta(microseconds=1)
                     report.complete = False
                     break
                 self._dispatch_slice(due[start : start + SLICE], now, report)
-            store.set_watermark(DISPATCH, reached)
+            self.patients.set_watermark(DISPATCH, reached)
             report.watermark = clock.iso(reached)
         finally:
-            repo.release_lease(DISPATCH, owner)
+            self.patients.release_lease(DISPATCH, owner)
         return report
 
     def _dispatch_slice(
-        self, due: Sequence[dict[str, Any]], now: datetime, report: DispatchReport
+        self, due: Sequence[Touchpoint], now: datetime, report: DispatchReport
     ) -> None:
-        patients = repo.get_patients(t["patient_id"] for t in due)
+        hospital_id = self.hospital.hospital_id
+        patients = self.patients.patients(t.patient_id for t in due)
         cap = timedelta(days=self.hospital.marketing.min_days_between_ads)
-        stamp = clock.iso(now)
-        cancels: list[tuple[dict[str, Any], str]] = []
-        sends: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-        defers: list[tuple[dict[str, Any], datetime]] = []
+        cancels: list[tuple[TouchpointMove, str]] = []
+        sends: list[TouchpointMove] = []
+        defers: list[tuple[Touchpoint, datetime]] = []
         advertised: set[str] = set()  # patients sent an ad in this slice
         for touchpoint in due:
-            patient = patients.get(touchpoint["patient_id"])
+            patient = patients.get(touchpoint.patient_id)
             reason = self.cancel_reason(touchpoint, patient, now)
             if reason:
-                cancels.append((touchpoint, reason))
+                cancelled = touchpoint.cancel(reason, clock.now())
+                cancels.append((TouchpointMove(before=touchpoint, after=cancelled), reason))
                 continue
             assert patient is not None
-            unit = [
-                repo.touchpoint_update(
-                    patient["id"], _tp_sk(touchpoint), "queued", None, extra={"queued_at": stamp}
-                ),
-                *txoutbox.actions(self.hospital.hospital_id, [self.message(touchpoint, patient)]),
-            ]
-            if touchpoint.get("purpose") == "marketing" and cap:
-                last = patient.get("last_ad_at")
-                if patient["id"] in advertised:
+            ad = None
+            if touchpoint.purpose == "marketing" and cap:
+                if patient.id in advertised:
                     defers.append((touchpoint, now + cap))
                     continue
-                if last and clock.parse(str(last)) > now - cap:
-                    defers.append((touchpoint, clock.parse(str(last)) + cap))
+                if patient.advertised_after(now - cap):
+                    defers.append((touchpoint, clock.parse(str(patient.last_ad_at)) + cap))
                     continue
-                advertised.add(patient["id"])
-                unit.append(
-                    repo.last_ad_update(
-                        patient["id"], now, f"touchpoint:{touchpoint['id']}", now - cap
-                    )
+                advertised.add(patient.id)
+                ad = AdMark(
+                    patient_id=patient.id,
+                    at=now,
+                    by=f"touchpoint:{touchpoint.id}",
+                    cutoff=now - cap,
                 )
-            sends.append((touchpoint, unit))
+            move = TouchpointMove(
+                before=touchpoint,
+                after=touchpoint.queue(now, updated=clock.now()),
+                messages=(self.message(touchpoint, patient),),
+                ad=ad,
+            )
+            sends.append(move)
 
         if cancels:
-            written = repo.write_units(
-                [
-                    [repo.touchpoint_update(t["patient_id"], _tp_sk(t), "cancelled", reason)]
-                    for t, reason in cancels
-                ],
-                per_transaction=CANCEL_UNITS,
+            moved = self.patients.move_touchpoints(
+                hospital_id, [m for m, _ in cancels], per_transaction=CANCEL_UNITS
             )
-            report.writes["cancel"] += written.requests
+            report.writes["cancel"] += moved.requests
             for index, (_, reason) in enumerate(cancels):
-                if index in written.failed:
+                if index in moved.refused:
                     report.already_done += 1
                 else:
                     report.cancelled += 1
                     report.reasons[reason] += 1
         if sends:
-            written = repo.write_units([unit for _, unit in sends], per_transaction=SEND_UNITS)
-            report.writes["send"] += written.requests
-            for index, (touchpoint, _) in enumerate(sends):
-                failed = written.failed.get(index)
-                if failed is None:
+            moved = self.patients.move_touchpoints(hospital_id, sends, per_transaction=SEND_UNITS)
+            report.writes["send"] += moved.requests
+            for index, move in enumerate(sends):
+                refused = moved.refused.get(index)
+                if refused is None:
                     report.queued += 1
-                elif 0 in failed:  # no longer planned: cancelled meanwhile, or queued already
+                elif refused == "moved_on":  # cancelled meanwhile, or queued already
                     report.already_done += 1
                 else:  # the frequency cap refused it: another ad got there first
-                    defers.append((touchpoint, now + cap))
+                    defers.append((move.before, now + cap))
         if defers:
-            written = repo.write_units(
+            updated = clock.now()
+            moved = self.patients.move_touchpoints(
+                hospital_id,
                 [
-                    [repo.reschedule_update(t, self._deferred_due(t, after), "frequency_cap")]
+                    TouchpointMove(
+                        before=t,
+                        after=t.defer(self._deferred_due(t, after), "frequency_cap", updated),
+                    )
                     for t, after in defers
                 ],
                 per_transaction=CANCEL_UNITS,
             )
-            report.writes["defer"] += written.requests
-            report.deferred += len(defers) - len(written.failed)
-            report.already_done += len(written.failed)
+            report.writes["defer"] += moved.requests
+            report.deferred += len(defers) - len(moved.refused)
+            report.already_done += len(moved.refused)
 
-    def _deferred_due(self, touchpoint: dict[str, Any], after: datetime) -> datetime:
+    def _deferred_due(self, touchpoint: Touchpoint, after: datetime) -> datetime:
         """The first time at or after `after` at the touchpoint's own local time of day."""
-        zone = self.hospital.zone
-        planned = clock.parse(touchpoint["due_at"]).astimezone(zone)
-        moved = datetime.combine(after.astimezone(zone).date(), planned.time(), tzinfo=zone)
-        if moved < after:
-            moved += timedelta(days=1)
-        return moved.astimezone(UTC)
+        return touchpoint.deferred_due(after, self.hospital.zone)
 
     def cancel_reason(
-        self, touchpoint: dict[str, Any], patient: dict[str, Any] | None, now: datetime
+        self, touchpoint: Touchpoint, patient: Patient | None, now: datetime
     ) -> str | None:
-        if patient is None:
-            return "patient_gone"
-        conditions = touchpoint.get("cancel_if") or []
-        treated = datetime.combine(
-            date.fromisoformat(touchpoint["treatment_date"]),
-            datetime.max.time(),
-            tzinfo=self.hospital.zone,
-        ).astimezone(UTC)
-        if "patient_paused" in conditions and patient.get("paused"):
-            return "patient_paused"
-        booking = patient.get("next_booking_at")
-        if "future_booking" in conditions and booking and clock.parse(booking) > now:
-            return "future_booking"
-        visit = patient.get("last_visit_at")
-        if "visit_since" in conditions and visit and clock.parse(visit) > treated:
-            return "visit_since"
-        latest = (patient.get("last_treatment") or {}).get(touchpoint["tag"])
-        if "repeat_treatment" in conditions and latest and latest > touchpoint["treatment_date"]:
-            return "repeat_treatment"
-        return None
+        return touchpoint.cancel_reason(patient, now, self.hospital.zone)
 
-    def message(self, touchpoint: dict[str, Any], patient: dict[str, Any]) -> MessageRequest:
-        template = self.hospital.template(touchpoint["template"])
+    def message(self, touchpoint: Touchpoint, patient: Patient) -> MessageRequest:
+        template = self.hospital.template(touchpoint.template)
         assert template is not None  # the config schema checks every step's template
         return MessageRequest(
-            idempotency_key=f"touchpoint:{patient['id']}:{touchpoint['id']}",
+            idempotency_key=f"touchpoint:{patient.id}:{touchpoint.id}",
             recipient=patient_recipient(patient),
             template_id=template.id,
             variables=patient_variables(self.hospital, template, patient),
-            purpose=touchpoint["purpose"],
-            refs={"touchpoint": touchpoint["id"]},
+            purpose=touchpoint.purpose,
+            refs={"touchpoint": touchpoint.id},
         )
 
     # --- replies and conversations --------------------------------------------------------------
@@ -512,99 +477,65 @@ class RecallDesk:
         hospital_id = self.hospital.hospital_id
         if tombstones.erased(hospital_id, tombstones.Identity(phone=phone)):
             return None  # an erased phone joins no patient's conversation
-        patient = repo.patient_by_phone(recipient_key(hospital_id, phone))
+        patient = self.patients.patient_by_phone(recipient_key(hospital_id, phone))
         if patient is None:
             return None
         at = received_at or clock.now()
         recent = [
-            t
-            for t in self.touchpoints(patient["id"])
-            if t["status"] in ("queued", "converted")
-            and clock.parse(t.get("queued_at", t["due_at"])) >= at - REPLY_WINDOW
+            t for t in self.patients.touchpoints(patient.id) if t.sent_since(at - REPLY_WINDOW)
         ]
         if not recent:
             return None
-        latest = max(recent, key=lambda t: t.get("queued_at", t["due_at"]))
+        latest = max(recent, key=lambda t: t.sent_at)
         answer: dict[str, Any] = {
-            "patient_id": patient["id"],
-            "touchpoint": latest["id"],
+            "patient_id": patient.id,
+            "touchpoint": latest.id,
             "converted": None,
         }
-        stored = self._remember(
-            patient["id"],
-            "in",
-            text,
-            "patient",
-            latest["id"],
-            at=at,
-            inbound_id=provider_message_id,
+        message = self._conversation_message(
+            "in", text, "patient", latest.id, at, provider_message_id
         )
-        if not stored:
+        if not self.patients.add_message(patient.id, message, inbound_id=provider_message_id):
             return {**answer, "duplicate": True}
         if text.strip() in ("1", "1번", "예약"):
             answer["converted"] = self._convert_latest(
-                patient["id"], "replied 1", step=BOOKING_PROMPT_STEP
+                patient.id, "replied 1", step=BOOKING_PROMPT_STEP
             )
         return answer
 
-    def _conversation_item(
+    def _conversation_message(
         self,
-        pid: str,
         direction: str,
         text: str,
         by: str,
         touchpoint: str | None,
         at: datetime,
         inbound_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ConversationMessage:
         stamp = clock.iso(at)
         # unique and time-ordered: same-instant messages keep their order, and two writers (or a
         # conversation begun again after an erasure) never take one key; a provider's id makes
         # a redelivery the same key
         tail = f"in:{inbound_id}" if inbound_id else f"{time.time_ns():020d}{secrets.token_hex(4)}"
-        return {
-            "pk": repo.pk(pid),
-            "sk": f"CONV#{stamp}#{tail}",
-            "id": f"{stamp}#{tail}",
-            "direction": direction,
-            "text": text,
-            "by": by,
-            "at": stamp,
-            "touchpoint": touchpoint,
-            "provider_message_id": inbound_id,
-        }
-
-    def _remember(
-        self,
-        pid: str,
-        direction: str,
-        text: str,
-        by: str,
-        touchpoint: str | None,
-        *,
-        at: datetime | None = None,
-        inbound_id: str | None = None,
-    ) -> bool:
-        """Store a message of the conversation; False when this provider message is stored
-        already (its marker `CONVIN#<id>` is written in the same transaction)."""
-        item = self._conversation_item(
-            pid, direction, text, by, touchpoint, at or clock.now(), inbound_id
+        return ConversationMessage(
+            id=f"{stamp}#{tail}",
+            direction=direction,
+            text=text,
+            by=by,
+            at=stamp,
+            touchpoint=touchpoint,
+            provider_message_id=inbound_id,
         )
-        actions = [store.put_action(item, "attribute_not_exists(pk)")]
-        if inbound_id:
-            marker = {"pk": repo.pk(pid), "sk": f"CONVIN#{inbound_id}", "conversation": item["sk"]}
-            actions.append(store.put_action(marker, "attribute_not_exists(pk)"))
-        return store.transact(actions)
 
     def conversation(self, pid: str) -> dict[str, Any]:
-        self.patient(pid)
-        messages = [repo.strip(i) for i in repo.items_of(pid, "CONV#")]
-        touchpoints = [t for t in self.touchpoints(pid) if t["status"] in ("queued", "converted")]
-        latest = max(touchpoints, key=lambda t: t.get("queued_at", t["due_at"]), default=None)
-        tag = self.hospital.treatment_tag(latest["tag"]) if latest else None
+        self._patient(pid)
+        messages = [m.to_item() for m in self.patients.conversation(pid)]
+        sent = [t for t in self.patients.touchpoints(pid) if t.status in ("queued", "converted")]
+        latest = max(sent, key=lambda t: t.sent_at, default=None)
+        tag = self.hospital.treatment_tag(latest.tag) if latest else None
         return {
             "messages": messages,
-            "about": latest,
+            "about": latest.to_item() if latest else None,
             "manual": {"tag": tag.id, "name": tag.name, "text": tag.manual} if tag else None,
         }
 
@@ -613,7 +544,7 @@ class RecallDesk:
         transaction. Each answer has a key of its own (time-ordered, unique): two staff
         answering at once both land, and the message's idempotency key is unique per answer.
         Text naming a diagnosis or treatment is refused (422) unless `confirmed`."""
-        patient = self.patient(pid)
+        patient = self._patient(pid)
         check_staff_text(
             text,
             "body.message",
@@ -625,22 +556,19 @@ class RecallDesk:
             raise BadRequest(
                 "this hospital has no 'staff_reply' template configured", field="template"
             )
-        consents = patient.get("consents") or {}
-        item = self._conversation_item(pid, "out", text, by, None, clock.now())
+        message = self._conversation_message("out", text, by, None, clock.now())
         request = MessageRequest(
-            idempotency_key=f"conversation:{pid}:{item['id']}",  # one per answer, ever
+            idempotency_key=f"conversation:{pid}:{message.id}",  # one per answer, ever
             recipient=Recipient(
-                name=patient["name"],
-                phone=patient["phone"],
-                contact_consent=bool(consents.get("contact")),
+                name=patient.name,
+                phone=patient.phone,
+                contact_consent=patient.consent("contact"),
                 patient_id=pid,
             ),
             template_id=template.id,
             variables={"hospital": self.hospital.sender.display_name, "message": text},
             refs={"patient": pid},
         )
-        (outbox_put,) = txoutbox.actions(self.hospital.hospital_id, [request])
-        outbox_put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
-        if not store.transact([store.put_action(item, "attribute_not_exists(pk)"), outbox_put]):
+        if not self.patients.add_answer(self.hospital.hospital_id, pid, message, request):
             raise Conflict("the answer could not be stored; send it again")
         return self.conversation(pid)
