@@ -1,5 +1,6 @@
 """Public HTTP API: what patients reach without a staff sign-in (complaints, tracking, surveys)."""
 
+import os
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong import clock
 from sotong.api import create_resolver, resolve
-from sotong.complaints import repository, tracking
+from sotong.complaints import tracking
 from sotong.complaints.classify import classifier_for
 from sotong.complaints.model import ComplaintSubmission, SurveyAnswer, tracking_code
 from sotong.complaints.service import ComplaintDesk
@@ -18,6 +19,8 @@ from sotong.config import load_hospital
 from sotong.errors import BadRequest, NotFound, TooManyRequests
 from sotong.observability import get_logger, get_metrics
 from sotong.resources import require_env
+from sotong.web import console
+from sotong.web.headers import CONSOLE_CACHE, NO_STORE
 
 require_env("public_api")
 logger = get_logger("public_api")
@@ -39,7 +42,7 @@ def _source_ip() -> str:
 
 
 def _limit(name: str, window_s: int, limit: int) -> None:
-    if repository.hit_rate_limit(name, window_s, limit):
+    if desk.complaints.hit_rate_limit(name, window_s, limit):
         minutes = max(1, round(window_s / 60))
         raise TooManyRequests(
             f"too many attempts; try again in {minutes} minute(s) ({minutes}분 후에 다시 시도해 "
@@ -116,7 +119,7 @@ def track(
         raise BadRequest(f"path.code: {error}", field="path.code") from None
     window = 60
     client = tracking.client_key(_source_ip())
-    if repository.hit_rate_limit(f"track-ip:{client}", window, 30):
+    if desk.complaints.hit_rate_limit(f"track-ip:{client}", window, 30):
         return _wait(window - int(clock.now().timestamp()) % window)
     wait = tracking.refused(tracking.lock_of(normalised), client)
     if wait:
@@ -147,6 +150,37 @@ def page(page: Annotated[str, Path(max_length=40)]) -> Response[str]:
     if page not in PAGES:
         raise NotFound(f"no page {page}", field="path.page")
     return Response(status_code=200, content_type=PAGES[page], body=_page(page))
+
+
+def _console_file(name: str) -> Response[str]:
+    found = console.asset(name)
+    if found is None:
+        raise NotFound(f"no console file {name}", field="path.page")
+    settings = console.sign_in(app.current_event.stage_variables, os.environ.get("AWS_REGION"))
+    headers = {
+        "Content-Security-Policy": console.csp(settings),
+        "Cache-Control": CONSOLE_CACHE,
+        "ETag": found.etag,
+    }
+    if app.current_event.headers.get("If-None-Match") == found.etag:
+        return Response(status_code=304, content_type=found.content_type, body="", headers=headers)
+    return Response(200, found.content_type, found.body, headers=headers)
+
+
+@app.get("/console", summary="The staff console (it signs staff in itself: docs/console.md)")
+def console_page() -> Response[str]:
+    if not app.current_event.path.endswith("/"):  # its modules are relative to /console/
+        return Response(301, "text/plain; charset=utf-8", "", headers={"Location": "console/"})
+    return _console_file(console.INDEX)
+
+
+@app.get("/console/<page>", summary="The staff console's files and its sign-in settings")
+def console_asset(page: Annotated[str, Path(max_length=40)]) -> Response[Any]:
+    if page == console.CONFIG:
+        event = app.current_event
+        body = console.settings(hospital, event.stage_variables, os.environ.get("AWS_REGION"))
+        return Response(200, "application/json", body, headers={"Cache-Control": NO_STORE})
+    return _console_file(page)
 
 
 @logger.inject_lambda_context

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_kms as kms
@@ -13,10 +13,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.staff_auth import StaffAuth
 from infra.nag import acknowledge
 from infra.naming import physical
 from sotong import resources
 from sotong.resources import ROUTES, Route
+from sotong.web import console
 from sotong.web import headers as security_headers
 
 STAGE = "v1"
@@ -136,6 +138,7 @@ class Api(Construct):
         self.methods: dict[tuple[str, str], apigw.Method] = {}
         for route in ROUTES:
             self.methods[route.method, route.path] = self._method(route, functions[route.function])
+        self._console_sign_in(user_pool)
         for response_type in GATEWAY_RESPONSE_TYPES:
             self.rest_api.add_gateway_response(
                 f"Gateway{response_type.response_type}",
@@ -143,6 +146,30 @@ class Api(Construct):
                 response_headers=gateway_response_headers(),
             )
         self._acknowledge()
+
+    def _console_sign_in(self, user_pool: cognito.IUserPool) -> None:
+        """The console's Cognito sign-in (the staff pool's domain and its PKCE client), handed to
+        `public_api` as stage variables, which it reads per request (`sotong/web/console`).
+        The client's callback is this stage's `/console/`, built from the API's id and the stage
+        name, not from the stage resource (which depends on every method, so on the functions)."""
+        staff = user_pool.node.scope
+        if not isinstance(staff, StaffAuth):
+            return  # a pool without the console's client
+        stack = Stack.of(self)
+        self.console_url = (
+            f"https://{self.rest_api.rest_api_id}.execute-api.{stack.region}."
+            f"{stack.url_suffix}/{STAGE}/console/"
+        )
+        staff.console_url = self.console_url
+        stage = self.rest_api.deployment_stage.node.default_child
+        assert isinstance(stage, apigw.CfnStage)
+        values = {
+            "client_id": staff.client.user_pool_client_id,
+            "domain": staff.domain.base_url(),
+            "redirect_uri": self.console_url,
+        }
+        for key, name in console.STAGE_VARIABLES.items():
+            stage.add_property_override(f"Variables.{name}", values[key])
 
     def _execution_logs(self, key: kms.IKey) -> None:
         """Create the stage's execution log group so that it is encrypted and expires too."""

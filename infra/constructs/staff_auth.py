@@ -2,15 +2,35 @@
 are groups (one role group, and `dept-<id>` for department staff and reception): only an
 administrator can put a user in a group, while a user may edit their own attributes."""
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+import jsii
+from aws_cdk import Aws, Duration, Fn, IStableStringProducer, Lazy, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
 from infra.naming import physical
 from sotong.config.schema import Department
 from sotong.staff import DEPARTMENT_GROUP, ROLE_NAMES, ROLES
+
+CONSOLE_SCOPES = (cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE)
+
+
+@jsii.implements(IStableStringProducer)
+class _ConsoleUrl:
+    """The console's URL, known only once the API exists (`Api` sets `StaffAuth.console_url`)."""
+
+    def __init__(self, owner: StaffAuth) -> None:
+        self.owner = owner
+
+    def produce(self) -> str | None:
+        if self.owner.console_url is None:
+            raise ValueError(
+                "StaffAuth.console_url was never set (infra/constructs/api.py sets it)"
+            )
+        return self.owner.console_url
 
 
 class StaffAuth(Construct):
@@ -74,15 +94,39 @@ class StaffAuth(Construct):
                 description=f"{department.name}: members see this department's work",
                 precedence=100,
             )
+        # The staff console (docs/console.md) signs in through Cognito's hosted UI on this domain,
+        # unique per region across accounts: the hospital and the account it is deployed to.
+        self.console_url: str | None = None
+        self.domain = self.user_pool.add_domain(
+            "ConsoleDomain",
+            cognito_domain=cognito.CognitoDomainOptions(
+                domain_prefix=Fn.join("-", [physical(hospital_id, "staff"), Aws.ACCOUNT_ID])
+            ),
+            managed_login_version=cognito.ManagedLoginVersion.CLASSIC_HOSTED_UI,
+        )
+        console_url = Lazy.string(_ConsoleUrl(self))
         own = cognito.ClientAttributes().with_standard_attributes(
             email=True, fullname=True, email_verified=True
         )
+        # The console's client, in the browser: public (no secret, which a browser cannot keep),
+        # the authorization code grant with PKCE only (no implicit grant: no token in a URL),
+        # back to the API's /console/ (callback and sign-out).
         self.client = self.user_pool.add_client(
             "StaffClient",
             user_pool_client_name=physical(hospital_id, "staff-web"),
             generate_secret=False,
             auth_flows=cognito.AuthFlow(user_srp=True),
-            disable_o_auth=True,
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(
+                    authorization_code_grant=True,
+                    implicit_code_grant=False,
+                    client_credentials=False,
+                ),
+                scopes=list(CONSOLE_SCOPES),
+                callback_urls=[console_url],
+                logout_urls=[console_url],
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             read_attributes=own,
             write_attributes=cognito.ClientAttributes().with_standard_attributes(
                 email=True, fullname=True

@@ -111,6 +111,7 @@ class Gateway:
             return self._local(method, path, parts.query, body)
         if path == "/form" or path.startswith("/form/"):
             return self._static(method, path)
+        requested = path  # as API Gateway, the event keeps a trailing slash (`/console/`)
         if len(path) > 1:
             path = path.rstrip("/") or "/"
         found = routing.match(self.routes, method, path)
@@ -140,7 +141,7 @@ class Gateway:
         present = {k.lower() for k, _ in headers}
         event = proxy_event(
             method=method,
-            path=unquote(path),
+            path=unquote(requested),
             resource=route.path,
             path_parameters=found.path_parameters,
             headers=headers + [(k, v) for k, v in forwarded if k.lower() not in present],

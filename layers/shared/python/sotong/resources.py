@@ -518,6 +518,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/track/{code}", "public_api", "public"),
     Route("POST", "/survey", "public_api", "public"),
     Route("GET", "/pages/{page}", "public_api", "public"),
+    Route("GET", "/console", "public_api", "public"),
+    Route("GET", "/console/{page}", "public_api", "public"),
     Route("GET", "/inbox", "staff_api", "staff", ALL_STAFF),
     Route("POST", "/staff/complaints", "staff_api", "staff", HANDLERS),
     Route("GET", "/complaints/{complaint_id}", "staff_api", "staff", ALL_STAFF),

@@ -298,6 +298,39 @@ class ClassifierRule(_Model):
         return self
 
 
+class AnswerTemplate(_Model):
+    """A saved answer staff start a reply to the patient from (the console's reply box)."""
+
+    id: Slug
+    title: str = Field(min_length=1, max_length=40, description="what staff pick it by")
+    text: str = Field(min_length=1, max_length=1000, description="the message it starts with")
+
+
+DEFAULT_ANSWER_TEMPLATES: tuple[AnswerTemplate, ...] = (
+    AnswerTemplate(
+        id="empathy",
+        title="공감",
+        text="많이 답답하셨겠네요. 말씀해 주셔서 감사합니다. 담당 부서에서 바로 확인하고 "
+        "다시 연락드리겠습니다.",
+    ),
+    AnswerTemplate(
+        id="apology",
+        title="사과",
+        text="불편을 끼쳐 죄송합니다. 같은 일이 되풀이되지 않도록 담당 부서와 함께 살피겠습니다.",
+    ),
+    AnswerTemplate(
+        id="checking",
+        title="확인 중",
+        text="말씀하신 내용을 확인하고 있습니다. 확인되는 대로 바로 알려드리겠습니다.",
+    ),
+    AnswerTemplate(
+        id="thanks",
+        title="감사",
+        text="소중한 의견 감사합니다. 더 나은 병원이 되도록 반영하겠습니다.",
+    ),
+)
+
+
 class ComplaintSettings(_Model):
     extra_categories: dict[Slug, str] = Field(
         default_factory=dict, description="hospital-specific categories: id -> Korean label"
@@ -317,6 +350,11 @@ class ComplaintSettings(_Model):
         "(it may only raise urgency); off when unset",
     )
     text_max_chars: int = Field(default=4000, ge=100, le=4000)
+    answer_templates: tuple[AnswerTemplate, ...] = Field(
+        default=DEFAULT_ANSWER_TEMPLATES,
+        max_length=50,
+        description="saved answers the staff console offers in its reply box (an empty list: none)",
+    )
 
     @property
     def categories(self) -> dict[str, str]:
@@ -340,6 +378,10 @@ class ComplaintSettings(_Model):
         if len(ids) != len(set(ids)):
             twice = sorted({i for i in ids if ids.count(i) > 1})
             raise ValueError(f"rules: ids used twice: {', '.join(twice)}")
+        answers = [answer.id for answer in self.answer_templates]
+        if len(answers) != len(set(answers)):
+            twice = sorted({i for i in answers if answers.count(i) > 1})
+            raise ValueError(f"answer_templates: ids used twice: {', '.join(twice)}")
         return self
 
 

@@ -13,6 +13,10 @@ gateway responses.
   stack's plain HTTP.
 - `Cache-Control: no-store` on everything personal: every answer but the pages and their style
   sheet, which are the same for every patient.
+- The staff console (`/console/`, `sotong/web/console/`) has no inline script or style at all:
+  `console_csp` allows only its own origin (`default-src 'self'`), plus, in AWS, the Cognito
+  domain it exchanges the sign-in code with (`connect-src`). Its files are revalidated on every
+  load (`no-cache` with an ETag), so a deploy never mixes old and new modules.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import base64
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ParamSpec
 
 from pydantic import ValidationError
@@ -31,6 +35,7 @@ from sotong.masking import scrubbed
 HSTS = "max-age=63072000; includeSubDomains"
 NO_STORE = "no-store"
 PAGE_CACHE = "public, max-age=300"
+CONSOLE_CACHE = "no-cache"
 PUBLIC_ROUTES = frozenset({"/pages/{page}"})
 """API routes whose answers are the same for everyone, so they may be cached (for 5 minutes)."""
 
@@ -75,6 +80,24 @@ def page_csp(html: str) -> str:
             " ".join(["style-src 'self'", *styles]),
             "img-src 'self' data:",
             "connect-src 'self'",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def console_csp(connect: Iterable[str] = ()) -> str:
+    """The console's CSP: its own files only, no inline code; `connect` adds origins it may
+    `fetch` (the Cognito domain's token endpoint in AWS)."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            " ".join(["connect-src 'self'", *connect]),
+            "object-src 'none'",
             "form-action 'self'",
             "base-uri 'none'",
             "frame-ancestors 'none'",
