@@ -77,6 +77,7 @@ def banner(stack: LocalStack, *, quiet: bool) -> str:
         f"Sotong local stack: {config.name} ({config.hospital_id}) from {stack.hospital_path}",
         "",
         f"  API            {api}",
+        f"  Staff console  {api}/console/   (sign in as any demo user of each role)",
         f"  Health         {api}/health",
         f"  Outbox         {api}/_local/outbox?format=text   or: {env_hint}{CLI} outbox",
         f"  Staff token    TOKEN=$({env_hint}{CLI} token --role cs_admin)",

@@ -139,6 +139,11 @@ def test_health_answers_for_the_demo_hospital(stack: Running) -> None:
     assert stack.url in banner
     assert "in memory" in banner
     assert "sotong token" in banner
+    console = f"{stack.url}/console/"
+    assert console in banner
+    page = requests.get(console, timeout=10)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
 
 
 def test_staff_routes_need_a_token(stack: Running) -> None:
