@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from sotong.errors import SotongError
 
@@ -151,13 +152,18 @@ class _Latin:
 _KOREAN_TERMS = tuple(
     term for terms in SENSITIVE_TERMS.values() for term in terms if not term.isascii()
 )
-_LATIN_TERMS = tuple(
-    _Latin(term, re.compile(rf"(?<![a-z]){re.escape(term)}(?![a-z])", re.I))
-    for terms in SENSITIVE_TERMS.values()
-    for term in terms
-    if term.isascii()
-)
-_SHORT = tuple((term, re.compile(pattern)) for term, pattern in _PATTERNS.items())
+
+
+@cache
+def _patterns() -> tuple[tuple[_Latin, ...], tuple[tuple[str, re.Pattern[str]], ...]]:
+    """Compiled on first use (a few milliseconds every function would pay at start otherwise)."""
+    latin = tuple(
+        _Latin(term, re.compile(rf"(?<![a-z]){re.escape(term)}(?![a-z])", re.I))
+        for terms in SENSITIVE_TERMS.values()
+        for term in terms
+        if term.isascii()
+    )
+    return latin, tuple((term, re.compile(pattern)) for term, pattern in _PATTERNS.items())
 
 
 def all_terms() -> tuple[str, ...]:
@@ -173,10 +179,11 @@ def find_terms(text: str, extra: Iterable[str] = ()) -> list[str]:
     for term in _KOREAN_TERMS:
         if term in text:
             found.setdefault(term, None)
-    for latin in _LATIN_TERMS:
+    latin_terms, short_terms = _patterns()
+    for latin in latin_terms:
         if latin.pattern.search(text):
             found.setdefault(latin.term, None)
-    for term, pattern in _SHORT:
+    for term, pattern in short_terms:
         if pattern.search(text):
             found.setdefault(term, None)
     for name in extra:
