@@ -33,6 +33,10 @@ PAGES = {
     "track.html": "text/html; charset=utf-8",
     "survey.html": "text/html; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "open-now.html": "text/html; charset=utf-8",
+    "open-now.js": "text/javascript; charset=utf-8",
+    "programmes.html": "text/html; charset=utf-8",
+    "programmes.js": "text/javascript; charset=utf-8",
 }
 
 

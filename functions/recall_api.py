@@ -8,18 +8,21 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sotong import erasure
+from sotong import clock, erasure
 from sotong.api import SignedIn, create_resolver, resolve
+from sotong.complaints.classify import classifier_for
 from sotong.config import load_hospital
-from sotong.errors import Forbidden, NotFound
+from sotong.errors import BadRequest, Forbidden, NotFound
+from sotong.fields import MobilePhone
 from sotong.observability import get_logger, get_metrics
 from sotong.recall import segments
 from sotong.recall.access import PatientAccess
-from sotong.recall.campaigns import CampaignDesk, CampaignRequest, checked_key
+from sotong.recall.campaigns import CampaignDesk, CampaignPreview, CampaignRequest, checked_key
 from sotong.recall.model import (
     Appointment,
     PatientRegistration,
     PauseChange,
+    RepliesSettled,
     StaffMessage,
     TreatmentDateChange,
     TreatmentRecord,
@@ -35,6 +38,7 @@ app = create_resolver("Sotong recall API", "Treatment tags, planned follow-ups a
 hospital = load_hospital()
 desk = RecallDesk(hospital)
 access = PatientAccess(desk)
+classifier = classifier_for(hospital)  # the complaints' own, built on first use
 PatientId = Annotated[str, Path(pattern=r"^p[0-9a-f]{20}$", description="patient id")]
 TreatmentId = Annotated[str, Path(pattern=r"^t[0-9a-f]{16}$", description="treatment id")]
 TouchpointId = Annotated[str, Path(pattern=r"^t[0-9a-f]{16}\.[a-z][a-z0-9_]{0,39}$")]
@@ -50,6 +54,44 @@ def _may_treat(staff: Staff, tag_id: str) -> None:
 def register(staff: SignedIn, registration: PatientRegistration) -> Response[dict[str, Any]]:
     access.registration(staff, registration)
     return Response(201, "application/json", desk.register(registration, staff.username))
+
+
+def triage(text: str) -> tuple[str, tuple[str, ...]]:
+    """A patient's reply as the complaint classifier reads it: urgency and matched phrases."""
+    found = classifier.classify(text)
+    return found.urgency, tuple(found.matched)
+
+
+@app.get(
+    "/patients",
+    summary="Find a patient by chart number or phone",
+    description="The patient id is derived from the chart number, and phones have their own "
+    "index: a lookup reads one or two items, never the table. Answers the patients the caller "
+    "may see (as `GET /patients/{patient_id}` shows them); none is an empty list.",
+)
+def find_patients(
+    staff: SignedIn,
+    chart_no: Annotated[
+        str | None, Query(min_length=1, max_length=40, description="EMR chart number")
+    ] = None,
+    phone: Annotated[MobilePhone | None, Query(description="mobile, e.g. 010-1234-5678")] = None,
+) -> dict[str, Any]:
+    if not chart_no and not phone:
+        raise BadRequest("query.chart_no: give a chart number or a phone", field="query.chart_no")
+    return {"patients": access.find(staff, chart_no.strip() if chart_no else None, phone)}
+
+
+@app.get(
+    "/replies",
+    summary="Patient replies waiting for an answer: harm flagged first, then oldest first",
+    description="Replies to recall messages (SMS/KakaoTalk) wait here until staff answer the "
+    "patient (`POST /patients/{patient_id}/conversation`) or mark them handled or converted. "
+    "A reply the complaint classifier finds critical or high (bleeding, swelling, fever after "
+    "a procedure) is `flagged` and listed first. Department staff see their department's "
+    "replies, the CS admin every department's; read from a sparse queue index, never a Scan.",
+)
+def waiting_replies(staff: SignedIn) -> dict[str, Any]:
+    return access.waiting(staff, triage)
 
 
 @app.get("/patients/<patient_id>", summary="A patient with their upcoming touchpoints")
@@ -129,6 +171,16 @@ def answer(staff: SignedIn, patient_id: PatientId, message: StaffMessage) -> dic
     )
 
 
+@app.post(
+    "/patients/<patient_id>/conversation/handled",
+    summary="Mark the patient's waiting replies handled, or converted (a booking followed)",
+)
+def replies_handled(
+    staff: SignedIn, patient_id: PatientId, settled: RepliesSettled
+) -> dict[str, Any]:
+    return access.settle(staff, patient_id, settled.outcome)
+
+
 # --- segments and campaigns -----------------------------------------------------------------------
 campaigns = CampaignDesk(hospital)
 CampaignId = Annotated[str, Path(pattern=r"^m[0-9a-f]{24}$", description="campaign id")]
@@ -182,6 +234,21 @@ def create_campaign(staff: SignedIn, request: CampaignRequest) -> Response[dict[
     if created:
         metrics.add_metric(name="CampaignCreated", unit="Count", value=1)
     return Response(201 if created else 200, "application/json", campaign)
+
+
+@app.post(
+    "/campaigns/preview",
+    summary="Preview a campaign: the message as patients see it, and who the rules hold or skip",
+    description="Nothing is created or sent. The text is rendered by the sender's own code "
+    "(`(광고)`, sender name, free 080 opt-out line); each member of the segment is taken as the "
+    "campaign runner and the sender would take them at the time the runner would queue the "
+    "message: skipped (no marketing consent, paused, frequency cap), suppressed (opted out, no "
+    "contact consent), held until morning (night advertising, quiet hours) or sent. Department "
+    "staff may preview their department's tags.",
+)
+def preview_campaign(staff: SignedIn, request: CampaignPreview) -> dict[str, Any]:
+    _may_segment(staff, request.segment.tag)
+    return campaigns.preview(request, clock.now())
 
 
 @app.get("/campaigns/<campaign_id>", summary="A campaign with its progress and results")

@@ -1,18 +1,21 @@
 """Staff HTTP API (behind the Cognito authorizer): complaints inbox and handling, message records,
 reports and the sandbox outbox. Department staff see their department only; cs_admin sees all."""
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sotong import csv_export
 from sotong.api import SignedIn, create_resolver, resolve
 from sotong.complaints import reports
 from sotong.complaints.classify import classifier_for
 from sotong.complaints.model import (
     Assignment,
     Correction,
+    IntakeChannel,
     Note,
     Reply,
     Resolution,
@@ -23,8 +26,11 @@ from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import BadRequest, Forbidden, NotFound
 from sotong.notify import outbox, records
+from sotong.notify import reports as message_reports
 from sotong.observability import get_logger, get_metrics
 from sotong.phone import normalize_korean_phone
+from sotong.recall import reports as recall_reports
+from sotong.recall.repository import DynamoPatientRepository
 from sotong.resources import require_env
 from sotong.staff import Staff
 
@@ -34,6 +40,7 @@ metrics = get_metrics("staff_api")
 app = create_resolver("Sotong staff API", "For hospital staff; every call needs a staff sign-in")
 hospital = load_hospital()
 desk = ComplaintDesk(hospital, classifier_for(hospital))
+patients = DynamoPatientRepository()
 ComplaintId = Annotated[str, Path(pattern=r"^c[0-9a-f]{10,30}$", description="complaint id")]
 DATE = r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$"
 
@@ -44,13 +51,14 @@ def _require_admin(staff: Staff) -> None:
 
 
 # --- complaints -----------------------------------------------------------------------------------
-@app.get("/inbox", summary="Complaints by state, department, status, urgency and date; paginated")
+@app.get("/inbox", summary="Complaints by state, department, status, urgency, channel, date; paged")
 def inbox(
     staff: SignedIn,
     state: Annotated[Literal["open", "resolved", "closed"], Query()] = "open",
     department: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     urgency: Annotated[Literal["critical", "high", "normal"] | None, Query()] = None,
+    channel: Annotated[IntakeChannel | None, Query()] = None,
     since: Annotated[str | None, Query(pattern=DATE, alias="from")] = None,
     until: Annotated[str | None, Query(pattern=DATE, alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
@@ -62,6 +70,7 @@ def inbox(
         department=department,
         status=status,
         urgency=urgency,
+        channel=channel,
         since=since,
         until=until,
         limit=limit,
@@ -120,17 +129,62 @@ def reopen(staff: SignedIn, complaint_id: ComplaintId, note: Note) -> dict[str, 
     return desk.reopen(staff, complaint_id, note.note)
 
 
+Period = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")]
+Format = Annotated[Literal["json", "csv"], Query(alias="format")]
+
+
+def _csv(name: str, header: Sequence[str], rows: list[list[object]]) -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=csv_export.CONTENT_TYPE,
+        body=csv_export.render(header, rows),
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
 @app.get("/reports/complaints", summary="Monthly (2026-11) or quarterly (2026-Q4) report")
 def complaint_report(
     staff: SignedIn,
-    period: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")],
+    period: Period,
     department: Annotated[str | None, Query(max_length=40)] = None,
-) -> dict[str, Any]:
+    output: Format = "json",
+) -> Any:
     if not staff.sees_every_department:
         if department and department != staff.department:
             raise Forbidden(f"you may only see reports of department '{staff.department}'")
         department = staff.department
-    return reports.build(period, hospital.zone, department, desk.complaints)
+    report = reports.build(period, hospital.zone, department, desk.complaints)
+    if output == "csv":
+        words = {d.id: d.name for d in hospital.departments}
+        rows = reports.csv_rows(report, words)
+        return _csv(f"complaints-{period}", reports.CSV_HEADER, rows)
+    return report
+
+
+@app.get("/reports/recall", summary="Recall per treatment tag: due, sent, cancelled, converted")
+def recall_report(staff: SignedIn, period: Period, output: Format = "json") -> Any:
+    start, end = reports.period_bounds(period, hospital.zone)
+    tags = {
+        t.id: recall_reports.lookback_days([s.offset_parts for s in t.plan])
+        for t in hospital.treatment_tags
+        if staff.sees_department(t.department)
+    }
+    report = recall_reports.build(period, start, end, tags, patients)
+    if output == "csv":
+        names = {t.id: t.name for t in hospital.treatment_tags}
+        rows = recall_reports.csv_rows(report, names)
+        return _csv(f"recall-{period}", recall_reports.CSV_HEADER, rows)
+    return report
+
+
+@app.get("/reports/messages", summary="Messages sent, delivered, failed, by fallback, by channel")
+def message_report(staff: SignedIn, period: Period, output: Format = "json") -> Any:
+    start, end = reports.period_bounds(period, hospital.zone)
+    report = message_reports.build(period, start, end, hospital.zone, records.created_between)
+    if output == "csv":
+        rows = message_reports.csv_rows(report)
+        return _csv(f"messages-{period}", message_reports.CSV_HEADER, rows)
+    return report
 
 
 # --- messages -------------------------------------------------------------------------------------

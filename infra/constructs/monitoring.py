@@ -31,7 +31,12 @@ NAMESPACE = "Sotong"
 RUNBOOK = "docs/alarms.md"
 FIVE_MINUTES = Duration.minutes(5)
 # Schedules that must run: a missing run means no recall, no escalation, no release.
-MUST_RUN = {"recall_dispatcher": 10, "sla_sweeper": 15, "notification_release": 15}
+MUST_RUN = {
+    "recall_dispatcher": 10,
+    "sla_sweeper": 15,
+    "notification_release": 15,
+    "referral_sweeper": 15,  # an unanswered urgent referral must page someone
+}
 # What the provider says it did with what the sender handed it (held/suppressed never reach it).
 PROVIDER_OUTCOMES = ("sent", "retry", "uncertain", "failed")
 PROVIDER_ERROR_RATE = 0.2

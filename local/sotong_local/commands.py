@@ -137,10 +137,18 @@ def token(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--department", help="department id (needed for department_staff and reception)"
     )
+    parser.add_argument(
+        "--organisation", help="partner clinic or agency id (needed for partner and agency)"
+    )
     parser.add_argument("--username", help="username (default: local-<role>[-<department>])")
     parser.add_argument("--json", action="store_true", help="print the token with its claims")
     args = parser.parse_args(argv)
-    body = {"role": args.role, "department": args.department, "username": args.username}
+    body = {
+        "role": args.role,
+        "department": args.department,
+        "organisation": args.organisation,
+        "username": args.username,
+    }
     status, raw = _request(args.api, "POST", "/_local/token", body)
     if status != 200:
         print(f"token: {_message(raw)}", file=sys.stderr)
@@ -279,9 +287,16 @@ def simulate(argv: Sequence[str]) -> int:
     report.add_argument("--code", help="the provider's status code (e.g. 3041, 3104)")
     optout = sub.add_parser("optout", help="an 080 free opt-out for a number")
     optout.add_argument("--phone", required=True, help="the number that opted out")
-    for each in (inbound, report, optout):
+    care = sub.add_parser(
+        "care-case", help="the article's integrated care case and its conference (care plans)"
+    )
+    for each in (inbound, report, optout, care):
         each.add_argument("--api", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.kind == "care-case":
+        from sotong_local import care_demo
+
+        return care_demo.run(args.api)
 
     if args.kind == "inbound":
         status, raw = _request(args.api, "GET", "/_local/webhook")

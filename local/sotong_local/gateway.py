@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sotong.masking import mask_url
 from sotong.resources import Route
-from sotong.staff import NEEDS_DEPARTMENT, ROLES
+from sotong.staff import NEEDS_DEPARTMENT, NEEDS_ORGANISATION, ROLES
 from sotong.web.headers import add_missing
 from sotong_local import routing
 from sotong_local.events import STAGE, proxy_event
@@ -234,7 +234,7 @@ class Gateway:
                 for name in self.runtime.definitions
             },
             "local": [
-                "POST /_local/token {username, role, department}",
+                "POST /_local/token {username, role, department, organisation}",
                 "GET /_local/outbox[?limit=N&format=text]",
                 "GET /_local/schedules",
                 "POST /_local/schedules/<function>/run {clock_offset_seconds}",
@@ -281,10 +281,19 @@ class Gateway:
             )
         if role in NEEDS_DEPARTMENT and not department:
             return Reply.json(400, {"message": f"{role} needs a department"})
-        username = data.get("username") or (
-            f"local-{role}-{department}" if department else f"local-{role}"
+        organisation = data.get("organisation") or None
+        if role in NEEDS_ORGANISATION and not organisation:
+            return Reply.json(400, {"message": f"{role} needs an organisation"})
+        if organisation is not None and not str(organisation).replace("-", "").isalnum():
+            return Reply.json(400, {"message": "organisation: letters, digits and '-' only"})
+        unit = department or organisation
+        username = data.get("username") or (f"local-{role}-{unit}" if unit else f"local-{role}")
+        token, claims = self.issuer.issue(
+            str(username),
+            role,
+            department,
+            organisation=str(organisation) if organisation else None,
         )
-        token, claims = self.issuer.issue(str(username), role, department)
         return Reply.json(
             200,
             {"token": token, "claims": claims, "authorization": f"Bearer {token}"},

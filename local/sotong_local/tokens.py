@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from sotong.staff import DEPARTMENT_GROUP
+from sotong.staff import DEPARTMENT_GROUP, ORGANISATION_GROUP
 
 ISSUER = "https://cognito-idp.ap-northeast-2.amazonaws.com/ap-northeast-2_sotonglocal"
 AUDIENCE = "sotong-local-client"
@@ -53,6 +53,7 @@ class TokenIssuer:
         role: str,
         department: str | None = None,
         *,
+        organisation: str | None = None,
         lifetime_s: int = LIFETIME_S,
         now: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
@@ -60,7 +61,9 @@ class TokenIssuer:
         issued = int(now if now is not None else time.time())
         claims: dict[str, Any] = {
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sotong-local:{username}")),
-            "cognito:groups": [role] + ([f"{DEPARTMENT_GROUP}{department}"] if department else []),
+            "cognito:groups": [role]
+            + ([f"{DEPARTMENT_GROUP}{department}"] if department else [])
+            + ([f"{ORGANISATION_GROUP}{organisation}"] if organisation else []),
             "iss": ISSUER,
             "cognito:username": username,
             "aud": AUDIENCE,

@@ -100,7 +100,8 @@ def test_intake_stores_routes_and_acknowledges_in_one_write(
     assert stored.sla_next_check == stored.ack_due
     assert [e.status for e in stored.history] == ["received"]
     assert repo.writes == 1
-    assert repo.outbox.templates() == ["complaint_received"]
+    # the acknowledgement, and the department told in the same write
+    assert repo.outbox.templates() == ["complaint_received", "staff_routed"]
     assert repo.outbox.requests[0].urgent  # the patient's own action: answered at once
     assert len(repo.consents) == 1
     assert repo.complaints_of_contact(desk._sender_key(E164)) == [stored.id]
@@ -114,7 +115,7 @@ def test_a_retry_with_the_same_key_returns_the_same_receipt_and_writes_nothing(
     assert not created
     assert again == first
     assert repo.writes == 1
-    assert len(repo.outbox.requests) == 1
+    assert len(repo.outbox.requests) == 2  # the acknowledgement and the routing alert, once
     with pytest.raises(Conflict, match="different complaint"):
         desk.submit(
             form("다른 내용의 불만입니다. 주차장이 좁아요"), channel="web", idempotency_key="k-1"
@@ -137,7 +138,7 @@ def test_a_race_lost_to_the_same_retry_answers_the_winners_receipt(
     again, created = desk.submit(form(), channel="web", idempotency_key="k-1")
     assert (again, created) == (winner, False)
     assert repo.writes == 1
-    assert len(repo.outbox.requests) == 1
+    assert len(repo.outbox.requests) == 2
 
 
 def test_a_critical_complaint_pages_on_call_in_the_same_write(
@@ -146,11 +147,17 @@ def test_a_critical_complaint_pages_on_call_in_the_same_write(
     desk = ComplaintDesk(hospital, Fixed(urgency="critical", category="safety"), repo)
     receipt, _ = desk.submit(form("임플란트 흔들려서 피가 나요. 바로 봐 주세요"), channel="web")
     assert repo.writes == 1
-    assert sorted(repo.outbox.templates()) == ["complaint_received", "staff_alert"]
-    alert = next(r for r in repo.outbox.requests if r.template_id == "staff_alert")
+    pages = [r for r in repo.outbox.requests if r.template_id == "staff_critical"]
+    assert [r.template_id for r in repo.outbox.requests if r.recipient.kind == "patient"] == [
+        "complaint_received"
+    ]
+    (alert,) = pages
     assert alert.urgent
     assert alert.recipient.name == hospital.on_call.name
     assert alert.variables["code"] == receipt["tracking_code"]
+    routed = [r for r in repo.outbox.requests if r.template_id.startswith("staff_routed")]
+    assert routed
+    assert all(r.urgent and r.not_before is None for r in routed)  # critical: at once
     assert receipt["acknowledge_by"] == "2026-11-23T11:00:00+09:00"  # critical: 1 h
 
 
@@ -158,7 +165,8 @@ def test_without_consent_the_patient_gets_no_message(
     desk: ComplaintDesk, repo: InMemoryComplaintRepository
 ) -> None:
     desk.submit(ComplaintSubmission(text=WAIT, consent_to_contact=False), channel="web")
-    assert repo.outbox.requests == []
+    assert [r for r in repo.outbox.requests if r.recipient.kind == "patient"] == []
+    assert repo.outbox.templates() == ["staff_routed"]  # the department is still told
     assert repo.consents == []
 
 
@@ -301,7 +309,7 @@ def test_a_change_from_a_stale_read_is_refused_with_its_message(
     monkeypatch.setattr(repo, "get", stale)
     with pytest.raises(Conflict, match="changed meanwhile"):
         desk.reply(ADMIN, cid, Reply(message="확인 중입니다."))
-    assert repo.outbox.templates() == ["complaint_received"]
+    assert repo.outbox.templates() == ["complaint_received", "staff_routed"]
 
 
 def test_other_departments_do_not_see_it(
@@ -443,3 +451,29 @@ def test_the_survey_is_answered_once(
 
 def replace_token(answer: Any) -> Any:
     return answer.model_copy(update={"token": "x" * 20})
+
+
+def test_the_inbox_filters_by_channel_on_the_server(
+    desk: ComplaintDesk, repo: InMemoryComplaintRepository
+) -> None:
+    on_web = file(desk, repo)
+    by_phone, _ = desk.submit(form("전화로 접수: 주차장이 너무 좁아요"), channel="phone")
+
+    def listed(channel: str | None) -> list[str]:
+        page = desk.inbox(
+            ADMIN,
+            state="open",
+            department=None,
+            status=None,
+            urgency=None,
+            since=None,
+            until=None,
+            limit=25,
+            cursor=None,
+            channel=channel,
+        )
+        return [item["code"] for item in page["items"]]
+
+    assert listed("web") == [on_web.code]
+    assert listed("phone") == [by_phone["tracking_code"]]
+    assert len(listed(None)) == 2

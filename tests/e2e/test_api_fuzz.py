@@ -70,6 +70,12 @@ PATH_VALUES = {
     "treatment_id": "t0123456789abcdef",
     "touchpoint_id": "t0123456789abcdef.aftercare",
     "campaign_id": "m" + "0123456789ab" * 2,
+    "case_id": "c0123456789abcdef",
+    "activity_id": "a0123456789abcdef",
+    "review_id": "f0123456789abcdef.m1",
+    "conference_id": "f0123456789abcdef",
+    "programme_id": "healing_cafe",
+    "referral_id": "r0123456789abcdef",
 }
 
 

@@ -251,7 +251,12 @@ def test_the_console_handles_a_critical_complaint_as_cs_admin(
     assert browser.evaluate("!!document.querySelector('#reopen')")
 
     # Every message sent about it, with its delivery status.
-    browser.wait_for("document.querySelectorAll('#messages tbody tr').length >= 3", timeout=15)
+    # (the staff alerts are listed too: wait for the outcome's record itself)
+    browser.wait_for(
+        "document.querySelectorAll('#messages tbody tr').length >= 3"
+        " && document.getElementById('messages').textContent.includes('처리 결과')",
+        timeout=15,
+    )
     statuses = browser.evaluate(
         "[...document.querySelectorAll('#messages tbody tr')].map(r => r.dataset.status)"
     )

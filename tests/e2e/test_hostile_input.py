@@ -251,6 +251,13 @@ def _made(url: str, admin: dict[str, str]) -> dict[str, str]:
         "page": "complaint.html",
         "message_id": "0123456789abcdef" * 2,
         "campaign_id": "m" + "0123456789ab" * 2,
+        # the care modules' ids: in their patterns, so hostile bodies reach the bodies' checks
+        "programme_id": "healing_cafe",
+        "referral_id": "r0123456789abcdef",
+        "case_id": "c0123456789abcdef",
+        "activity_id": "a0123456789abcdef",
+        "conference_id": "f0123456789abcdef",
+        "review_id": "f0123456789abcdef.m1",
     }
 
 

@@ -58,6 +58,8 @@ class InMemoryComplaintRepository:
     """recall conversation entries that no longer exist (a `ReplyLink` to one is refused)"""
     attempts: Counter[tuple[str, int]] = field(default_factory=Counter)
     watermark: datetime | None = None
+    digests: set[tuple[str, str]] = field(default_factory=set)
+    """(department, day) of the digests written"""
     writes: int = 0
     """accepted writes (creates and replaces)"""
 
@@ -81,9 +83,10 @@ class InMemoryComplaintRepository:
         until: str | None = None,
         status: str | None = None,
         urgency: str | None = None,
+        channel: str | None = None,
         cursor: str | None = None,
     ) -> tuple[list[Complaint], str | None]:
-        scope = inbox_scope(department, state, since, until, status, urgency)
+        scope = inbox_scope(department, state, since, until, status, urgency, channel)
         start = cursor_in(cursor, scope) if cursor else None
         rows = sorted(
             (
@@ -103,7 +106,9 @@ class InMemoryComplaintRepository:
         items = [
             c
             for _, c in page
-            if (not status or c.status == status) and (not urgency or c.urgency == urgency)
+            if (not status or c.status == status)
+            and (not urgency or c.urgency == urgency)
+            and (not channel or c.channel == channel)
         ]
         position = {"sort": page[-1][0]} if len(rows) > limit else None
         return items, cursor_out(position, scope)
@@ -229,6 +234,25 @@ class InMemoryComplaintRepository:
         for window in windows:
             del self.attempts[window]
         return {"complaint_messages": len(texts), "rate_limit_windows": len(windows)}
+
+    def open_complaints(self, department: str, limit: int) -> list[Complaint]:
+        rows = sorted(
+            (
+                c
+                for c in self.complaints.values()
+                if c.state == "open" and c.department == department
+            ),
+            key=lambda c: f"{c.created_at}#{c.id}",
+            reverse=True,
+        )
+        return rows[:limit]
+
+    def record_digest(self, department: str, day: str, messages: Sequence[MessageRequest]) -> bool:
+        if (department, day) in self.digests:
+            return False
+        self.digests.add((department, day))
+        self.outbox.add(messages)
+        return True
 
     # --- the one transaction -------------------------------------------------------------------
     def _may_take(self, complaint_id: str, received: ReceivedText | None) -> bool:

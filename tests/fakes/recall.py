@@ -23,7 +23,15 @@ from sotong.recall.records import (
     Touchpoint,
     Treatment,
 )
-from sotong.recall.repository import AdMark, Moved, TagPage, TagRef, TouchpointMove
+from sotong.recall.repository import (
+    AdMark,
+    Moved,
+    TagPage,
+    TagRef,
+    TouchpointMove,
+    WaitingPage,
+    WaitingReply,
+)
 from tests.fakes.memory import InMemoryOutbox
 
 BATCH_WRITE = 25
@@ -52,6 +60,8 @@ class InMemoryPatientRepository:
     appointments: list[AppointmentRecord] = field(default_factory=list)
     messages: dict[tuple[str, str], ConversationMessage] = field(default_factory=dict)
     inbound_ids: set[tuple[str, str]] = field(default_factory=set)
+    waiting: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(patient, message id) -> the department whose queue the reply waits in"""
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     watermarks: dict[str, datetime] = field(default_factory=dict)
 
@@ -226,7 +236,12 @@ class InMemoryPatientRepository:
         return [m for (p, _), m in sorted(self.messages.items()) if p == patient_id]
 
     def add_message(
-        self, patient_id: str, message: ConversationMessage, *, inbound_id: str | None = None
+        self,
+        patient_id: str,
+        message: ConversationMessage,
+        *,
+        inbound_id: str | None = None,
+        waiting_in: str | None = None,
     ) -> bool:
         if (patient_id, message.id) in self.messages:
             return False
@@ -235,6 +250,8 @@ class InMemoryPatientRepository:
         self.messages[(patient_id, message.id)] = message
         if inbound_id:
             self.inbound_ids.add((patient_id, inbound_id))
+        if waiting_in is not None:
+            self.waiting[(patient_id, message.id)] = waiting_in
         return True
 
     def add_answer(
@@ -243,13 +260,46 @@ class InMemoryPatientRepository:
         patient_id: str,
         message: ConversationMessage,
         request: MessageRequest,
+        *,
+        settles: Sequence[WaitingReply] = (),
     ) -> bool:
         queued = {r.idempotency_key for r in self.outbox.requests}
         if (patient_id, message.id) in self.messages or request.idempotency_key in queued:
             return False
+        if any((r.patient_id, r.message.id) not in self.messages for r in settles):
+            return False  # the adapter's condition: the settled message is there
         self.messages[(patient_id, message.id)] = message
         self.outbox.add([request])
+        self.settle_replies(settles)
         return True
+
+    # --- the replies waiting for an answer ------------------------------------------------------
+    def _waiting_reply(self, key: tuple[str, str], department: str) -> WaitingReply:
+        return WaitingReply(key[0], self.messages[key], department)
+
+    def waiting_replies(self, department: str | None, limit: int) -> WaitingPage:
+        found = sorted(
+            (
+                self._waiting_reply(key, dept)
+                for key, dept in self.waiting.items()
+                if department is None or (dept and dept == department)
+            ),
+            key=lambda r: f"{r.message.at}#{r.patient_id}#{r.message.id}",
+        )
+        return WaitingPage(found[:limit], len(found) > limit)
+
+    def waiting_of(self, patient_id: str) -> list[WaitingReply]:
+        return sorted(
+            (self._waiting_reply(k, d) for k, d in self.waiting.items() if k[0] == patient_id),
+            key=lambda r: r.message.id,
+        )
+
+    def settle_replies(self, replies: Sequence[WaitingReply]) -> int:
+        settled = 0
+        for reply in replies:
+            if self.waiting.pop((reply.patient_id, reply.message.id), None) is not None:
+                settled += 1
+        return settled
 
     # --- schedules ------------------------------------------------------------------------------
     def take_lease(self, name: str, owner: str, now: datetime, hold: timedelta) -> bool:

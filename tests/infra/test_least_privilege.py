@@ -44,7 +44,7 @@ PINNED: dict[str, tuple[set[str], set[str]]] = {
             "DeleteItem",
             "BatchWriteItem",
         },
-        {"gsi1", "gsi2", "gsi3"},
+        {"gsi1", "gsi2", "gsi3", "gsi4"},  # gsi4: the replies waiting, `REPLIES#*` only
     ),
     "provider_webhook": (
         {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"},

@@ -162,8 +162,11 @@ def test_the_inbox_pages_newest_first_within_its_listing(backend: Backend) -> No
     for n in range(5):
         department = "dental" if n == 2 else "front_desk"
         status = "assigned" if n == 3 else "received"
+        channel = "phone" if n == 1 else "web"
         assert repo.create(
-            complaint(f"c{n}", created_at=stamp(n), department=department, status=status)
+            complaint(
+                f"c{n}", created_at=stamp(n), department=department, status=status, channel=channel
+            )
         )
     assert repo.create(complaint("c9", status="resolved", sla_next_check=None))
     page, cursor = repo.inbox("front_desk", "open", limit=2)
@@ -177,6 +180,8 @@ def test_the_inbox_pages_newest_first_within_its_listing(backend: Backend) -> No
     assert [c.id for c in ranged] == ["c3", "c2", "c1"]
     assigned, _ = repo.inbox("front_desk", "open", limit=10, status="assigned")
     assert [c.id for c in assigned] == ["c3"]
+    by_phone, _ = repo.inbox(ALL_DEPARTMENTS, "open", limit=10, channel="phone")
+    assert [c.id for c in by_phone] == ["c1"]
     assert [c.id for c in repo.inbox("front_desk", "resolved", limit=10)[0]] == ["c9"]
     with pytest.raises(ValueError, match="another listing"):
         repo.inbox("dental", "open", limit=2, cursor=cursor)
@@ -271,3 +276,28 @@ def test_the_rate_limit_counts_per_window(backend: Backend) -> None:
     assert not repo.hit_rate_limit("submit:y", 60, 2)
     clock.fix(T0 + timedelta(seconds=60))
     assert not repo.hit_rate_limit("submit:x", 60, 2)
+
+
+def test_open_complaints_of_a_department_newest_first(backend: Backend) -> None:
+    repo = backend.repo
+    for n in range(4):
+        assert repo.create(complaint(f"c{n}", created_at=stamp(n)))
+    assert repo.create(complaint("c8", department="dental"))
+    assert repo.create(complaint("c9", status="resolved", sla_next_check=None))
+    assert [c.id for c in repo.open_complaints("front_desk", 10)] == ["c3", "c2", "c1", "c0"]
+    assert [c.id for c in repo.open_complaints("front_desk", 2)] == ["c3", "c2"]
+    assert repo.open_complaints("qi", 10) == []
+
+
+def test_a_digest_is_written_once_per_department_and_day(backend: Backend) -> None:
+    repo = backend.repo
+    assert repo.record_digest("dental", "2026-11-23", [alert("digest:dental:1"), alert("d:2")])
+    assert not repo.record_digest("dental", "2026-11-23", [alert("digest:dental:again")])
+    assert repo.record_digest("dental", "2026-11-24", [alert("digest:dental:next")])
+    assert repo.record_digest("qi", "2026-11-23", [alert("digest:qi:1")])
+    assert backend.sent() == [
+        "d:2",
+        "digest:dental:1",
+        "digest:dental:next",
+        "digest:qi:1",
+    ]

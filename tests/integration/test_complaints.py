@@ -84,7 +84,9 @@ def test_web_form_complaint_is_stored_routed_and_acknowledged(
     assert complaint["classifier"]["category"] == "wait_time"
     assert complaint["history"][0]["status"] == "received"
 
-    (ack,) = queued(complaints_env)
+    ack, routed = sorted(queued(complaints_env), key=lambda m: m["template_id"])
+    assert routed["template_id"] == "staff_routed"  # the department is told
+    assert routed["recipient"]["kind"] == "staff"
     assert ack["template_id"] == "complaint_received"
     assert ack["variables"]["code"] == receipt["tracking_code"]
     assert ack["recipient"]["phone"] == "+821012345678"
@@ -107,9 +109,9 @@ def test_a_double_submit_gives_one_complaint_and_the_same_answer(
     assert other.body["field"] == "header.idempotency-key"
 
 
-def test_without_consent_nobody_is_messaged(complaints_env: dict[str, str]) -> None:
+def test_without_consent_no_patient_is_messaged(complaints_env: dict[str, str]) -> None:
     submit(consent_to_contact=False, contact={})
-    assert queued(complaints_env) == []
+    assert [m["template_id"] for m in queued(complaints_env)] == ["staff_routed"]  # staff only
 
 
 def test_app_channel_and_department_choice(complaints_env: dict[str, str]) -> None:
@@ -227,9 +229,12 @@ def test_a_critical_complaint_alerts_the_on_call_contact_at_once(
     assert complaint["urgency"] == "critical"
     assert receipt["acknowledge_by"].startswith("2026-11-23T11:00")  # 1 h for critical
     messages = queued(complaints_env)
-    alert = next(m for m in messages if m["template_id"] == "staff_alert")
+    alert = next(m for m in messages if m["template_id"] == "staff_critical")
     assert alert["recipient"]["phone"] == "+821020001999"
     assert alert["urgent"] is True
+    assert (
+        alert["variables"]["link"] == f"https://demo.example/console/#/complaints/{complaint['id']}"
+    )
     assert "넘어지" not in json.dumps(alert, ensure_ascii=False)  # no details in the SMS
 
 

@@ -108,23 +108,23 @@ def test_a_failed_write_leaves_nothing_and_the_retry_creates_complaint_and_alert
     again = call("POST", "/complaints", form(CRITICAL), headers=key)
     assert (first.status, again.status) == (201, 200)
     assert again.body == first.body
-    # complaint + contact pointer (how an erasure finds it) + consent audit + on-call alert + ack;
-    # the replay wrote nothing
-    assert calls == [5, 5]
+    # complaint + contact pointer (how an erasure finds it) + consent audit + on-call alert + ack
+    # + the department's routing alert; the replay wrote nothing
+    assert calls == [6, 6]
     assert len(call("GET", "/inbox", claims=ADMIN).body["items"]) == 1
     requests = outbox_requests()
-    assert templates(requests) == ["complaint_received", "staff_alert"]
-    alert = next(r for r in requests if r["template_id"] == "staff_alert")
+    assert templates(requests) == ["complaint_received", "staff_critical", "staff_routed"]
+    alert = next(r for r in requests if r["template_id"] == "staff_critical")
     assert alert["recipient"]["phone"] == "+821020001999"  # the on-call contact
 
-    assert txoutbox.flush() == 2
-    assert templates(on_queue(env)) == ["complaint_received", "staff_alert"]
+    assert txoutbox.flush() == 3
+    assert templates(on_queue(env)) == ["complaint_received", "staff_critical", "staff_routed"]
 
 
 def test_sqs_down_loses_nothing(env: dict[str, str], sqs_down: None) -> None:
     answer = call("POST", "/complaints", form(CRITICAL), headers={"Idempotency-Key": "k-sqs"})
     assert answer.status == 201
-    assert templates(outbox_requests()) == ["complaint_received", "staff_alert"]
+    assert templates(outbox_requests()) == ["complaint_received", "staff_critical", "staff_routed"]
     cid = complaint_id()
     for suffix, body in (
         ("/replies", {"message": "확인 중입니다."}),
@@ -132,10 +132,10 @@ def test_sqs_down_loses_nothing(env: dict[str, str], sqs_down: None) -> None:
         ("/close", {"note": "종결"}),
     ):
         assert call("POST", f"/complaints/{cid}{suffix}", body, claims=ADMIN).status == 200
-    assert len(outbox_requests()) == 5
+    assert len(outbox_requests()) == 6
     with pytest.raises(ClientError):
         txoutbox.flush()  # the relay cannot publish either, and keeps everything pending
-    assert len(outbox_requests()) == 5
+    assert len(outbox_requests()) == 6
 
 
 def test_every_transition_with_messages_writes_them_to_the_outbox(env: dict[str, str]) -> None:
@@ -145,10 +145,10 @@ def test_every_transition_with_messages_writes_them_to_the_outbox(env: dict[str,
     from sotong_local.lambdas import LambdaContext
 
     receipt = call("POST", "/complaints", form(CRITICAL)).body
-    assert templates(outbox_requests()) == ["complaint_received", "staff_alert"]
+    assert templates(outbox_requests()) == ["complaint_received", "staff_critical", "staff_routed"]
     assert on_queue(env) == []  # nothing reaches SQS until the relay publishes
-    assert txoutbox.flush() == 2
-    assert templates(on_queue(env)) == ["complaint_received", "staff_alert"]
+    assert txoutbox.flush() == 3
+    assert templates(on_queue(env)) == ["complaint_received", "staff_critical", "staff_routed"]
     assert outbox_requests() == []
 
     # critical: acknowledge within 1 h; at 1 h 5 min the department head is alerted

@@ -97,7 +97,8 @@ def test_the_same_webhook_three_times_is_taken_once(env: dict[str, str]) -> None
     assert complaint["text"] == "주차장에 자리가 없어서 30분을 돌았어요"
     assert len(complaint["inbound_messages"]) == 1
     assert len(complaint["history"]) == 1
-    assert outbox_templates() == ["complaint_received"]  # one acknowledgement
+    # one acknowledgement, and the department told once
+    assert outbox_templates() == ["complaint_received", "staff_routed"]
 
 
 def test_one_provider_id_twice_in_a_body_or_across_calls_is_taken_once(env: dict[str, str]) -> None:
@@ -165,7 +166,7 @@ def test_a_failed_write_leaves_nothing_and_the_retry_takes_the_message_once(
     complaint = only_complaint()
     assert complaint["urgency"] == "critical"
     assert len(complaint["inbound_messages"]) == 1
-    assert outbox_templates() == ["complaint_received", "staff_alert"]
+    assert outbox_templates() == ["complaint_received", "staff_critical", "staff_routed"]
 
 
 # --- whole --------------------------------------------------------------------------------------

@@ -268,3 +268,64 @@ def test_one_lease_holder_at_a_time(repo: PatientRepository) -> None:
     assert repo.watermark("dispatch") is None
     repo.set_watermark("dispatch", NOW)
     assert repo.watermark("dispatch") == NOW
+
+
+def waiting_message(n: int, minute: int) -> ConversationMessage:
+    at = clock.iso(NOW + timedelta(minutes=minute))
+    return ConversationMessage(
+        id=f"{at}#in:w{n}",
+        direction="in",
+        text=f"reply {n}",
+        by="patient",
+        at=at,
+        touchpoint="t1.aftercare",
+        provider_message_id=f"w{n}",
+    )
+
+
+def test_replies_wait_in_their_departments_queue_oldest_first(repo: PatientRepository) -> None:
+    first, second, third = waiting_message(1, 1), waiting_message(2, 2), waiting_message(3, 3)
+    assert repo.add_message("p2", second, inbound_id="w2", waiting_in="dental")
+    assert repo.add_message("p1", first, inbound_id="w1", waiting_in="dental")
+    assert repo.add_message("p3", third, inbound_id="w3", waiting_in="dermatology")
+    assert repo.add_message("p3", waiting_message(4, 0), inbound_id="w4")  # not waiting
+
+    dental = repo.waiting_replies("dental", 10)
+    assert [(r.patient_id, r.message, r.department) for r in dental.replies] == [
+        ("p1", first, "dental"),
+        ("p2", second, "dental"),
+    ]
+    assert dental.more is False
+    everyone = repo.waiting_replies(None, 2)
+    assert [r.message.id for r in everyone.replies] == [first.id, second.id]
+    assert everyone.more is True
+    assert [r.message.id for r in repo.waiting_replies(None, 3).replies] == [
+        first.id,
+        second.id,
+        third.id,
+    ]
+    assert repo.waiting_replies("front_desk", 10).replies == []
+    # the queue entry is no part of the message as read back
+    assert repo.conversation("p1") == [first]
+
+
+def test_an_answer_or_a_settle_takes_replies_off_the_queue(repo: PatientRepository) -> None:
+    first, second = waiting_message(1, 1), waiting_message(2, 2)
+    repo.add_message("p1", first, inbound_id="w1", waiting_in="dental")
+    repo.add_message("p1", second, inbound_id="w2", waiting_in="dental")
+    repo.add_message("p2", waiting_message(3, 3), inbound_id="w3", waiting_in="")
+    waiting = repo.waiting_of("p1")
+    assert [r.message.id for r in waiting] == [first.id, second.id]
+    answer = ConversationMessage(
+        id="2026-11-23T01:40:00.000000Z#x", direction="out", text="네", by="desk", at=clock.iso(NOW)
+    )
+    assert repo.add_answer("demo", "p1", answer, request("conversation:p1:x"), settles=waiting)
+    assert repo.waiting_of("p1") == []
+    assert repo.waiting_replies("dental", 10).replies == []
+    assert repo.conversation("p1") == [first, second, answer]
+    # a department unknown ('') waits in the every-department queue only
+    (other,) = repo.waiting_replies(None, 10).replies
+    assert (other.patient_id, other.department) == ("p2", "")
+    assert repo.settle_replies([other]) == 1
+    assert repo.settle_replies([other]) == 0  # settled already
+    assert repo.waiting_replies(None, 10).replies == []

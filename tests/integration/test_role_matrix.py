@@ -23,11 +23,21 @@ from tests.integration.api import ADMIN, DENTAL, DERMATOLOGY, DESK, QI, Answer, 
 from tests.integration.test_notifications import run_sender
 
 KST = ZoneInfo("Asia/Seoul")
-ROLE_CLAIMS = {"cs_admin": ADMIN, "department_staff": DENTAL, "reception": DESK, "qi": QI}
+PARTNER = {"cognito:username": "peds.kim", "cognito:groups": "partner,org-hanbit-peds"}
+AGENCY = {"cognito:username": "welfare.lee", "cognito:groups": "agency,org-gangnam-welfare"}
+ROLE_CLAIMS = {
+    "cs_admin": ADMIN,
+    "department_staff": DENTAL,
+    "reception": DESK,
+    "qi": QI,
+    "partner": PARTNER,
+    "agency": AGENCY,
+}
 DEPARTMENT = {"cs_admin": "dental", "department_staff": "dental", "reception": "front_desk"}
 
 # Written out, not derived from resources.ROUTES: a careless edit of the routes' roles fails here.
 A, D, R, Q = "cs_admin", "department_staff", "reception", "qi"
+P, G = "partner", "agency"
 EVERYONE, HANDLERS, REGISTRARS, CLINICAL, ADMIN_ONLY = (
     (A, D, R, Q),
     (A, D, R),
@@ -47,10 +57,13 @@ MATRIX: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/complaints/{complaint_id}/close"): HANDLERS,
     ("POST", "/complaints/{complaint_id}/reopen"): HANDLERS,
     ("GET", "/reports/complaints"): EVERYONE,
+    ("GET", "/reports/recall"): (A, D, Q),
+    ("GET", "/reports/messages"): (A, Q),
     ("GET", "/outbox"): ADMIN_ONLY,
     ("GET", "/messages"): HANDLERS,
     ("GET", "/messages/{message_id}"): ADMIN_ONLY,
     ("POST", "/patients"): REGISTRARS,
+    ("GET", "/patients"): REGISTRARS,
     ("GET", "/patients/{patient_id}"): REGISTRARS,
     ("DELETE", "/patients/{patient_id}"): ADMIN_ONLY,
     ("POST", "/patients/{patient_id}/treatments"): CLINICAL,
@@ -61,12 +74,38 @@ MATRIX: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/patients/{patient_id}/pause"): REGISTRARS,
     ("GET", "/patients/{patient_id}/conversation"): CLINICAL,
     ("POST", "/patients/{patient_id}/conversation"): CLINICAL,
+    ("POST", "/patients/{patient_id}/conversation/handled"): CLINICAL,
+    ("GET", "/replies"): CLINICAL,
     ("POST", "/segments/count"): CLINICAL,
     ("POST", "/segments/list"): CLINICAL,
     ("POST", "/campaigns"): ADMIN_ONLY,
+    ("POST", "/campaigns/preview"): CLINICAL,
     ("GET", "/campaigns/{campaign_id}"): CLINICAL,
     ("POST", "/campaigns/{campaign_id}/cancel"): ADMIN_ONLY,
     ("POST", "/imports/treatments"): CLINICAL,
+    # support programmes (docs/programmes.md): department staff their department's programmes
+    ("GET", "/programmes/{programme_id}/roster"): CLINICAL,
+    ("POST", "/programmes/{programme_id}/attendance"): CLINICAL,
+    ("GET", "/programmes/{programme_id}/export"): CLINICAL,
+    # integrated care plans (docs/care-plans.md)
+    ("POST", "/care/cases"): CLINICAL,
+    ("GET", "/care/cases"): CLINICAL,
+    ("GET", "/care/cases/{case_id}"): CLINICAL,
+    ("GET", "/care/cases/{case_id}/fhir"): CLINICAL,
+    ("POST", "/care/cases/{case_id}/activities"): CLINICAL,
+    ("POST", "/care/cases/{case_id}/activities/{activity_id}/status"): (A, D, G),
+    ("POST", "/care/cases/{case_id}/reviews/{review_id}/done"): CLINICAL,
+    ("GET", "/care/activities"): (G,),
+    ("POST", "/care/conferences"): CLINICAL,
+    ("GET", "/care/conferences/{conference_id}"): CLINICAL,
+    ("GET", "/care/reviews"): CLINICAL,
+    # the care network's referrals (docs/care-network.md): partners their own organisation's
+    ("POST", "/referrals"): (A, D, P),
+    ("GET", "/referrals"): (A, D, P),
+    ("GET", "/referrals/{referral_id}"): (A, D, P),
+    ("POST", "/referrals/{referral_id}/status"): (A, D, P),
+    ("GET", "/referrals/{referral_id}/fhir"): (A, D, P),
+    ("GET", "/reports/network"): (A, D, Q),
 }
 
 
@@ -203,6 +242,39 @@ def requests(world: World) -> dict[tuple[str, str], Callable[[str], Request]]:
         pid, _, touchpoint = world.treatment()
         return Request("POST", f"/patients/{pid}/touchpoints/{touchpoint}/cancel")
 
+    def care_case() -> str:
+        body = {"name": "김영수", "department": "dental", "consent_to_contact": True}
+        return str(_ok(call("POST", "/care/cases", body, claims=ADMIN))["id"])
+
+    def care_conference(held_on: str = "2026-12-01") -> dict[str, Any]:
+        """A conference on a new case; held long enough ago, its reviews are due already."""
+        case_id = care_case()
+        plan = {"agency": "gangnam-welfare", "title": "식사배달", "due": "2026-12-20"}
+        body = {
+            "title": f"통합지원회의 {world._next()}",
+            "held_on": held_on,
+            "cases": [
+                {"case_id": case_id, "decisions": [{"text": "식사배달", "activities": [plan]}]}
+            ],
+        }
+        return dict(_ok(call("POST", "/care/conferences", body, claims=ADMIN)))
+
+    def care_activity(role: str) -> Request:
+        held = care_conference()
+        (activity,) = held["discussions"][0]["activities"]
+        return Request(
+            "POST",
+            f"/care/cases/{activity['case_id']}/activities/{activity['id']}/status",
+            {"status": "accepted"},
+        )
+
+    def care_review(role: str) -> Request:
+        discussed = care_conference("2026-09-01")["discussions"][0]
+        review = discussed["reviews"][0]
+        return Request(
+            "POST", f"/care/cases/{discussed['case_id']}/reviews/{review['id']}/done", {}
+        )
+
     new_patient = {"name": "이영희", "phone": "010-5555-0101", "consents": {"contact": True}}
     return {
         ("GET", "/inbox"): lambda role: Request("GET", "/inbox"),
@@ -234,6 +306,12 @@ def requests(world: World) -> dict[tuple[str, str], Callable[[str], Request]]:
         ("GET", "/reports/complaints"): lambda role: Request(
             "GET", "/reports/complaints", query={"period": "2026-11"}
         ),
+        ("GET", "/reports/recall"): lambda role: Request(
+            "GET", "/reports/recall", query={"period": "2026-11"}
+        ),
+        ("GET", "/reports/messages"): lambda role: Request(
+            "GET", "/reports/messages", query={"period": "2026-11"}
+        ),
         ("GET", "/outbox"): lambda role: Request("GET", "/outbox"),
         ("GET", "/messages"): lambda role: Request(
             "GET", "/messages", query={"complaint": world.complaint(role)}
@@ -243,6 +321,9 @@ def requests(world: World) -> dict[tuple[str, str], Callable[[str], Request]]:
         ),
         ("POST", "/patients"): lambda role: Request(
             "POST", "/patients", {**new_patient, "chart_no": f"N-{world._next()}"}
+        ),
+        ("GET", "/patients"): lambda role: Request(
+            "GET", "/patients", query={"chart_no": f"M-{world.n}"}
         ),
         ("GET", "/patients/{patient_id}"): on_patient("GET", ""),
         ("DELETE", "/patients/{patient_id}"): on_patient("DELETE", ""),
@@ -261,6 +342,10 @@ def requests(world: World) -> dict[tuple[str, str], Callable[[str], Request]]:
             "POST", "/pause", {"paused": True, "reason": "환자 요청"}
         ),
         ("GET", "/patients/{patient_id}/conversation"): on_patient("GET", "/conversation"),
+        ("POST", "/patients/{patient_id}/conversation/handled"): on_patient(
+            "POST", "/conversation/handled", {"outcome": "handled"}
+        ),
+        ("GET", "/replies"): lambda role: Request("GET", "/replies"),
         ("POST", "/patients/{patient_id}/conversation"): on_patient(
             "POST", "/conversation", {"message": "네, 내일 오전에 오시면 됩니다."}
         ),
@@ -281,6 +366,11 @@ def requests(world: World) -> dict[tuple[str, str], Callable[[str], Request]]:
             },
             headers={"Idempotency-Key": f"new-{world._next()}"},
         ),
+        ("POST", "/campaigns/preview"): lambda role: Request(
+            "POST",
+            "/campaigns/preview",
+            {"segment": {"tag": "implant_surgery"}, "template_id": "scaling_next_step"},
+        ),
         ("GET", "/campaigns/{campaign_id}"): lambda role: Request(
             "GET", f"/campaigns/{world.campaign()}"
         ),
@@ -293,7 +383,100 @@ def requests(world: World) -> dict[tuple[str, str], Callable[[str], Request]]:
             raw=csv.encode(),
             headers={"Content-Type": "text/csv; charset=utf-8"},
         ),
+        # the dental department's programme: department staff see their department's only
+        ("GET", "/programmes/{programme_id}/roster"): lambda role: Request(
+            "GET", "/programmes/dental_care_class/roster"
+        ),
+        ("POST", "/programmes/{programme_id}/attendance"): lambda role: Request(
+            "POST",
+            "/programmes/dental_care_class/attendance",
+            {**_programme_signup(world), "attended": True},
+        ),
+        ("GET", "/programmes/{programme_id}/export"): lambda role: Request(
+            "GET", "/programmes/dental_care_class/export"
+        ),
+        ("POST", "/care/cases"): lambda role: Request(
+            "POST", "/care/cases", {"name": "김영수", "department": "dental"}
+        ),
+        ("GET", "/care/cases"): lambda role: Request("GET", "/care/cases"),
+        ("GET", "/care/cases/{case_id}"): lambda role: Request("GET", f"/care/cases/{care_case()}"),
+        ("GET", "/care/cases/{case_id}/fhir"): lambda role: Request(
+            "GET", f"/care/cases/{care_case()}/fhir"
+        ),
+        ("POST", "/care/cases/{case_id}/activities"): lambda role: Request(
+            "POST",
+            f"/care/cases/{care_case()}/activities",
+            {"agency": "gangnam-welfare", "title": "식사배달", "due": "2026-12-20"},
+        ),
+        ("POST", "/care/cases/{case_id}/activities/{activity_id}/status"): care_activity,
+        ("POST", "/care/cases/{case_id}/reviews/{review_id}/done"): care_review,
+        ("GET", "/care/activities"): lambda role: Request("GET", "/care/activities"),
+        ("POST", "/care/conferences"): lambda role: Request(
+            "POST",
+            "/care/conferences",
+            {
+                "title": f"통합지원회의 {world._next()}",
+                "held_on": "2026-12-01",
+                "cases": [{"case_id": care_case(), "decisions": [{"text": "경과 관찰"}]}],
+            },
+        ),
+        ("GET", "/care/conferences/{conference_id}"): lambda role: Request(
+            "GET", f"/care/conferences/{care_conference()['id']}"
+        ),
+        ("GET", "/care/reviews"): lambda role: Request("GET", "/care/reviews"),
+        ("POST", "/referrals"): lambda role: Request("POST", "/referrals", referral_body(role)),
+        ("GET", "/referrals"): lambda role: Request("GET", "/referrals"),
+        ("GET", "/referrals/{referral_id}"): lambda role: Request(
+            "GET", f"/referrals/{received_referral(role)}"
+        ),
+        ("POST", "/referrals/{referral_id}/status"): lambda role: Request(
+            "POST", f"/referrals/{received_referral(role)}/status", {"status": "accepted"}
+        ),
+        ("GET", "/referrals/{referral_id}/fhir"): lambda role: Request(
+            "GET", f"/referrals/{received_referral(role)}/fhir"
+        ),
+        ("GET", "/reports/network"): lambda role: Request(
+            "GET", "/reports/network", query={"period": "2026-12"}
+        ),
     }
+
+
+def referral_body(role: str) -> dict[str, Any]:
+    """A referral: a partner refers to the hospital; hospital staff refer to the partner."""
+    return {
+        **({} if role == P else {"partner_id": "hanbit-peds"}),
+        "urgency": "urgent",
+        "reason": "발열 이틀째",
+        "child": {"name": "김하준"},
+        "guardian": {"name": "박지은", "phone": "010-2345-6789", "consent_to_contact": True},
+    }
+
+
+def received_referral(role: str) -> str:
+    """A new referral the role's side receives (the partner: from the hospital; the hospital's
+    staff: from the partner), so each may accept it."""
+    sender = ADMIN if role == P else PARTNER
+    return str(
+        _ok(call("POST", "/referrals", referral_body(A if role == P else P), claims=sender))["id"]
+    )
+
+
+def _programme_signup(world: World) -> dict[str, str]:
+    """A sign-up for last Friday's session of the dental programme, seeded in the table."""
+    from sotong.programmes.records import Signup
+    from sotong.programmes.repository import DynamoProgrammeRepository
+
+    n = world._next()
+    signup = Signup(
+        id=f"s{n:020x}",
+        programme_id="dental_care_class",
+        starts_at="2026-11-27T06:00:00Z",
+        name=f"참여자{n}",
+        phone=f"+8210777{n:05d}",
+        status="confirmed",
+    )
+    DynamoProgrammeRepository("demo").take_seat(signup, 8, f"k{n}", "2026-11-27", [])
+    return {"signup_id": signup.id, "starts_at": signup.starts_at}
 
 
 @pytest.fixture
@@ -316,10 +499,12 @@ def test_docs_roles_table_is_the_matrix() -> None:
     rows = {}
     for line in (Path(__file__).parents[2] / "docs" / "roles.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 6 and cells[0].startswith("`"):
+        # the hospital's routes: 4 role columns; the care network's: 6 (partner, agency too)
+        if len(cells) in (6, 8) and cells[0].startswith("`"):
             method, path = cells[0].strip("`").split(" ", 1)
+            roles = (A, D, R, Q) if len(cells) == 6 else (A, D, R, Q, P, G)
             rows[(method, path)] = tuple(
-                r for r, c in zip((A, D, R, Q), cells[1:5], strict=True) if c == "✓"
+                r for r, c in zip(roles, cells[1 : len(roles) + 1], strict=True) if c == "✓"
             )
     assert rows == MATRIX
 
@@ -368,6 +553,7 @@ def test_department_staff_reach_only_their_departments_patients(world: World) ->
         ("GET", "/touchpoints", None),
         ("GET", "/conversation", None),
         ("POST", "/conversation", {"message": "내일 오시면 됩니다."}),
+        ("POST", "/conversation/handled", {"outcome": "converted"}),
         ("POST", "/pause", {"paused": True}),
         ("POST", "/appointments", {"kind": "booking", "at": "2026-12-10T10:00:00+09:00"}),
     ):

@@ -96,7 +96,7 @@ def review(stream: Stream, bedrock: Bedrock | None) -> tuple[dict[str, Any], lis
 def alerts() -> list[dict[str, Any]]:
     pending = txoutbox.pending(clock.now() + timedelta(days=1))
     requests = [json.loads(e["request"]) for e in pending]
-    return [r for r in requests if r["template_id"] == "staff_alert"]
+    return [r for r in requests if r["template_id"] == "staff_critical"]
 
 
 def paged(env: dict[str, str]) -> list[dict[str, Any]]:

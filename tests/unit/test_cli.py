@@ -32,7 +32,7 @@ def test_validate_ok_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(DEMO)]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    assert out.startswith(f"{DEMO}: ok (demo, 6 departments")
+    assert out.startswith(f"{DEMO}: ok (demo, 7 departments")
     assert out.count("\n") == 1
 
 

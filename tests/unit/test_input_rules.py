@@ -227,3 +227,19 @@ def test_an_email_with_control_characters_is_refused() -> None:
     for email in ("a\u0000@b.kr", "a@b\u202e.kr", "a\u200b@b.kr"):
         data = {"name": "홍길동", "phone": "010-1234-5678", "email": email}
         assert problems(PatientRegistration, data) == [("email", "value_error")], email
+
+
+def test_a_moment_to_look_at_stays_inside_the_calendar() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sotong.dates import filter_time
+
+    now = datetime(2027, 2, 7, 12, 0, tzinfo=UTC)
+    assert filter_time(now) == now
+    for extreme in (
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-14))),
+        datetime(1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=14))),
+        datetime(1800, 1, 1, tzinfo=UTC),
+    ):
+        with pytest.raises(ValueError, match=r"calendar|dates to filter by"):
+            filter_time(extreme)

@@ -164,7 +164,7 @@ def test_english_headers_report_the_field_alone(hospital: HospitalConfig) -> Non
     parsed = read("name,phone,tag,date\n홍길동,010-1234,laser,2026-11-20\n", hospital)
     assert messages(parsed) == [
         "line 2: tag: unknown treatment tag 'laser'; known: implant_surgery, scaling, "
-        "extraction, botox, laser_toning",
+        "extraction, botox, laser_toning, chemotherapy",
         "line 2: phone: '010-1234' is not a Korean phone number like 010-1234-5678",
     ]
 

@@ -130,8 +130,20 @@ def filter_day(day: date, on: date | None = None) -> date:
     return _within(day, earliest, latest, "dates to filter by")
 
 
+def filter_time(at: datetime, on: date | None = None) -> datetime:
+    """A moment to look at or filter by (an aware datetime), inside the days to filter by: so
+    the arithmetic around it (a local day, the week after) stays inside the calendar."""
+    try:
+        local = at.astimezone(ZONE).date()
+    except OverflowError:  # a moment at the calendar's very end, in another zone
+        raise ValueError("a moment outside the calendar Sotong can work with") from None
+    filter_day(local, on)
+    return at
+
+
 TreatmentDay = Annotated[date, AfterValidator(treatment_day)]
 AppointmentTime = Annotated[AwareDatetime, AfterValidator(appointment_at)]
 VisitDay = Annotated[date, AfterValidator(visit_day)]
 SendDay = Annotated[date, AfterValidator(send_day)]
 FilterDay = Annotated[date, AfterValidator(filter_day)]
+FilterTime = Annotated[AwareDatetime, AfterValidator(filter_time)]

@@ -14,17 +14,27 @@ last) and nothing new reaches the person once it has begun:
    published (`TXOUT#`), and what the sandbox provider kept of them;
 4. inbound markers keep only that a message id was handled (no complaint, no patient), and
    the consent audit (`CONSENT#<recipient key>`) stays as proof without the patient id;
-5. the patient's partition `PAT#<id>` (patient, treatments, touchpoints, bookings, the whole
-   conversation);
-6. anonymous counts (`STATS` / `recall`) and the report, `ERASURE` / `<at>#<erasure id>`: counts
+5. the care network's referrals whose guardian phone is theirs (`sotong.network`, pointers
+   `REFGUARDIAN#<key>`): anonymised, so the monthly network report still counts them (partner,
+   urgency, status, timestamps), without the child, the guardian, the reason or any note; and
+   the care-plan cases of their phone (`sotong.careplans`, pointers `CASECONTACT#<key>`): a case
+   about them (it names them, or they are its own contact) deleted whole (`CASE#<id>`:
+   activities, discussions, reviews, audit), and they are taken out of a case they are only the
+   contact of (name and phone, in the case and its audit). The messages about these referrals
+   and cases (`REF#referral#`, `REF#care_case#`, `REF#activity#`) go with step 3's, before them;
+6. their programme sign-ups and one-time code (`sotong.programmes`, by the phone's key: gsi3
+   `SIGNUPBY#<key>`, `OTP#<key>`), then the patient's partition `PAT#<id>` (patient,
+   treatments, touchpoints, bookings, the whole conversation);
+7. anonymous counts (`STATS` / `recall`) and the report, `ERASURE` / `<at>#<erasure id>`: counts
    by kind, when and by whom, no personal data and not the patient id.
 
 A phone another patient still has (a family sharing one) is not tombstoned, and the complaints
-and messages reached only through it are kept (they may be the other patient's): the report says
-so. Kept on purpose: opt-outs (`OPTOUT#<key>`: a keyed digest and a channel; a refusal must keep
-being honoured) and the provider's send-rate windows (counts only). Requests already on the
-notification queue or its dead-letter queue cannot be picked out of SQS: the sender refuses them
-(the tombstone), and they expire with the queue's retention.
+and messages reached only through it are kept (they may be the other patient's), and so are its
+referrals and cases unless they name this patient (the child's name, the case's person or
+contact): the report says so. Kept on purpose: opt-outs (`OPTOUT#<key>`: a keyed digest and a
+channel; a refusal must keep being honoured) and the provider's send-rate windows (counts only).
+Requests already on the notification queue or its dead-letter queue cannot be picked out of SQS:
+the sender refuses them (the tombstone), and they expire with the queue's retention.
 """
 
 from __future__ import annotations
@@ -38,11 +48,15 @@ from datetime import timedelta
 from typing import Any
 
 from sotong import clock, consent, store, tombstones
+from sotong.careplans.records import CareCase
+from sotong.careplans.repository import DynamoCarePlanRepository
 from sotong.complaints.repository import DynamoComplaintRepository
 from sotong.errors import NotFound
+from sotong.network.repository import DynamoReferralRepository
 from sotong.notify import inbound, records, txoutbox
 from sotong.notify.model import recipient_key
 from sotong.notify.providers import sandbox
+from sotong.programmes.repository import DynamoProgrammeRepository
 from sotong.recall import repository as recall_repo
 
 REPORTS = "ERASURE"
@@ -135,18 +149,60 @@ def erase_patient(hospital_id: str, pid: str, by: str) -> ErasureReport:
             counts[f"complaints_{stored.kind or 'unknown'}"] += 1
     report.kept["complaints_reached_only_by_a_shared_phone"] = "kept" if shared else "none"
 
+    # the network's referrals and the care-plan cases of their phone (pointers by its key); read
+    # now, erased once their messages are gone (a retry finds them again by the pointers)
+    phone_key = recipient_key(hospital_id, phone) if phone else None
+    referrals = DynamoReferralRepository(hospital_id)
+    plans = DynamoCarePlanRepository()
+    child = None if own_phone else patient.name  # a shared phone: only this patient's child
+    referred = referrals.of_guardian(phone_key) if phone_key else []
+    referred = [r for r in referred if child is None or r.child_name == child]
+    cases = plans.contact_cases(phone_key) if phone_key else []
+    about_them = [f for f in cases if _about(f.case, patient.name, own_phone)]
+    contact_of = [
+        f.case
+        for f in cases
+        if f not in about_them and (own_phone or f.case.contact_name == patient.name)
+    ]
+    refs = {("referral", r.id) for r in referred}
+    for file in about_them:  # the agencies' messages name the case's person
+        refs |= {("care_case", file.case.id), *(("activity", a.id) for a in file.activities)}
+    for kind, ref in sorted(refs):
+        for record in records.of_ref(kind, ref):
+            found[str(record["message_id"])] = record
+    report.kept["referrals_and_care_cases_of_a_shared_phone"] = (
+        "kept unless they name this patient" if shared else "none"
+    )
+
     # their messages: records (held ones among them), unpublished requests, sandbox copies
     for record in found.values():
         removed["message_records"] += 1
         if record.get("status") == "held":
             removed["held_messages_suppressed"] += 1
     pending = txoutbox.pending(now + timedelta(days=3650), limit=PENDING_LIMIT)
-    unsent = {str(e["message_id"]) for e in pending if _pending_for(e, pid, own_phone, email)}
+    unsent = {str(e["message_id"]) for e in pending if _pending_for(e, pid, own_phone, email, refs)}
     unsent |= {str(e["message_id"]) for e in pending if e["message_id"] in found}
     txoutbox.discard(unsent)
     removed["outbox_requests"] = len(unsent)
     removed["sandbox_outbox_entries"] = sandbox.forget(set(found) | unsent)
     _delete(records.record_key(mid) for mid in found)
+
+    # their referrals anonymised (the monthly network report still counts them); the cases
+    # about them deleted whole, and they are taken out of the cases they are the contact of
+    if phone_key:
+        removed["referrals_anonymised"] = referrals.erase_guardian(phone_key, child)
+        counts["referrals_anonymised"] += removed["referrals_anonymised"]
+        for file in about_them:
+            removed.update(plans.erase_case(file.case.id, phone_key))
+            counts["care_cases_erased"] += 1
+        for case in contact_of:
+            plans.unlink_contact(case.id, phone_key)
+            removed["care_case_contacts_unlinked"] += 1
+
+    # their programme sign-ups and one-time code, by their own phone's key (sotong.programmes)
+    if own_phone:
+        programmes = DynamoProgrammeRepository(hospital_id)
+        removed["programme_signups"] = programmes.erase_phone(recipient_key(hospital_id, own_phone))
 
     # the patient's own partition, last
     items = list(recall_repo.items_of(pid))
@@ -171,18 +227,33 @@ def erase_patient(hospital_id: str, pid: str, by: str) -> ErasureReport:
         removed["consent_audit_unlinked"] += consent.unlink_patient(hospital_id, address)
     _delete(store.key(str(i["pk"]), str(i["sk"])) for i in items)
 
-    report.counts = dict(counts)
+    report.counts = {kind: n for kind, n in counts.items() if n}
     patients.add_counts(report.counts)
     removed += Counter()  # drop zero counts
     _store(report)
     return report
 
 
-def _pending_for(entry: dict[str, Any], pid: str, phone: str | None, email: str | None) -> bool:
+def _about(case: CareCase, name: str, own_phone: str | None) -> bool:
+    """Whether a care-plan case reached by the erased phone is about the erased person: it
+    names them, or its contact is the person themself on a phone no other patient has."""
+    return case.name == name or (own_phone is not None and case.contact_relation == "self")
+
+
+def _pending_for(
+    entry: dict[str, Any],
+    pid: str,
+    phone: str | None,
+    email: str | None,
+    refs: set[tuple[str, str]],
+) -> bool:
     try:
-        recipient = json.loads(str(entry.get("request") or "{}")).get("recipient") or {}
+        request = json.loads(str(entry.get("request") or "{}"))
     except ValueError:
         return False
+    if any((str(k), str(v)) in refs for k, v in (request.get("refs") or {}).items()):
+        return True  # about a referral or a care-plan case being erased
+    recipient = request.get("recipient") or {}
     if recipient.get("kind", "patient") != "patient":
         return False
     return (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from sotong.staff import ROLES, Role
+from sotong.staff import HOSPITAL_ROLES, Role
 
 DynamoAction = Literal[
     "GetItem",
@@ -358,6 +358,20 @@ FUNCTIONS: tuple[Function, ...] = (
         schedule=Schedule("rate(5 minutes)", description="escalate overdue complaints"),
     ),
     Function(
+        name="department_digest",
+        handler="department_digest.handler",
+        description="Sends each department its morning digest of open and due complaints",
+        timeout_s=60,
+        data=(
+            # the day's marker with its outbox items, in one transaction (once per day)
+            Grant(MAIN.name, ("PutItem",), keys=("DIGEST#*", "TXOUT#*")),
+            Grant(MAIN.name, ("Query",), index="gsi1", keys=("INBOX#*",)),  # open, per department
+        ),
+        schedule=Schedule(
+            "cron(30 8 * * ? *)", description="each department's digest of what is open and due"
+        ),
+    ),
+    Function(
         name="recall_api",
         handler="recall_api.handler",
         description="Staff API for patients, treatments, touchpoints and conversations",
@@ -380,6 +394,7 @@ FUNCTIONS: tuple[Function, ...] = (
             Grant(MAIN.name, ("Query",), index="gsi1"),  # segments by tag, per recipient
             Grant(MAIN.name, ("Query",), index="gsi2"),  # pending outbox items (erasure)
             Grant(MAIN.name, ("Query",), index="gsi3"),  # patients by phone, messages by ref
+            Grant(MAIN.name, ("Query",), index="gsi4", keys=("REPLIES#*",)),  # replies waiting
         ),
         hash_key=True,
     ),
@@ -496,6 +511,116 @@ FUNCTIONS += (
     ),
 )
 
+# Integrated care plans (sotong.careplans): a case's items under CASE#, conferences under CONF#,
+# pointers by the contact phone's key under CASECONTACT# (for an erasure, which recall_api runs).
+CARE_KEYS = ("CASE#*", "CONF#*", "TXOUT#*")
+FUNCTIONS += (
+    Function(
+        name="careplans_api",
+        handler="careplans_api.handler",
+        description="Staff and agency API for integrated care plans and case conferences",
+        data=(
+            # cases with their activities, reviews and audit; conferences; the messages they
+            # cause; nothing of patients, complaints or message records
+            Grant(MAIN.name, ("GetItem", "Query", "PutItem"), keys=CARE_KEYS),
+            # a new case's pointer by its contact phone's key (what an erasure reads)
+            Grant(MAIN.name, ("PutItem",), keys=("CASECONTACT#*",)),
+            # an agency's activities, a department's open cases
+            Grant(MAIN.name, ("Query",), index="gsi1", keys=("AGENCY#*", "CASEDEPT#*")),
+            # every open case, the reviews due
+            Grant(MAIN.name, ("Query",), index="gsi4", keys=("CASES", "REVIEWSDUE")),
+        ),
+    ),
+    Function(
+        name="careplans_schedule",
+        handler="careplans_schedule.handler",
+        description="Care plans: follow-up reviews falling due, reminders of activities due",
+        timeout_s=60,
+        data=(
+            Grant(MAIN.name, ("GetItem", "Query", "PutItem"), keys=CARE_KEYS),
+            Grant(MAIN.name, ("GetItem", "PutItem"), keys=("WATERMARK",)),
+            # CAREREVIEW# and CAREREMIND# hour buckets
+            Grant(MAIN.name, ("Query",), index="gsi2", keys=("CAREREVIEW#*", "CAREREMIND#*")),
+        ),
+        schedule=Schedule(
+            "rate(15 minutes)", description="care-plan reviews due and activity reminders"
+        ),
+    ),
+)
+
+
+# Patient support programmes (sotong.programmes): sessions and sign-ups under PROG#, one-time
+# codes under OTP#; the patient's own treatments and bookings read from PAT# (recall's port).
+PROGRAMME_KEYS = ("PROG#*", "OTP#*", "LIMIT#*", "TXOUT#*")
+FUNCTIONS += (
+    Function(
+        name="programmes_api",
+        handler="programmes_api.handler",
+        description="Support programmes: the public sign-up (code by SMS) and staff rosters",
+        data=(
+            # sign-ups with their seats and messages, codes, the code limiter; the patient's
+            # own record and treatments (read only), for the matching by treatment schedule
+            Grant(
+                MAIN.name,
+                ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"),
+                keys=PROGRAMME_KEYS,
+            ),
+            Grant(MAIN.name, ("GetItem", "Query"), keys=("PAT#*",)),
+            # a patient by phone (recall's index), a phone's own sign-ups
+            Grant(MAIN.name, ("Query",), index="gsi3", keys=("PHONE#*", "SIGNUPBY#*")),
+        ),
+        hash_key=True,
+    ),
+    Function(
+        name="programme_notices",
+        handler="programme_notices.handler",
+        description="Programme reminders the day before and feedback questions the day after",
+        timeout_s=60,
+        data=(
+            # the sent marks on sign-ups with their outbox items, in one transaction
+            Grant(MAIN.name, ("Query", "UpdateItem", "PutItem"), keys=("PROG#*", "TXOUT#*")),
+            Grant(MAIN.name, ("Query",), index="gsi2", keys=("SESSDAY#*",)),  # one day's sessions
+        ),
+        schedule=Schedule(
+            "rate(30 minutes)", description="programme reminders and feedback questions"
+        ),
+    ),
+)
+
+
+# The care network (sotong.network): referrals under REFERRAL#, listed by partner and month
+# (REFERRALS#), unanswered ones on the sparse REFESC# hour buckets, pointers by the guardian's
+# phone key under REFGUARDIAN# (for an erasure, which recall_api runs); the directory is config.
+REFERRAL_KEYS = ("REFERRAL#*", "TXOUT#*")
+FUNCTIONS += (
+    Function(
+        name="network_api",
+        handler="network_api.handler",
+        description="Care network API: partners open now, referrals, the network report",
+        data=(
+            # referrals with the guardian's messages they cause, in one transaction; nothing of
+            # patients, complaints or message records
+            Grant(MAIN.name, ("GetItem", "PutItem"), keys=REFERRAL_KEYS),
+            # a new referral's pointer by its guardian's phone key (what an erasure reads)
+            Grant(MAIN.name, ("PutItem",), keys=("REFGUARDIAN#*",)),
+            Grant(MAIN.name, ("Query",), index="gsi1", keys=("REFERRALS#*",)),  # per partner
+            Grant(MAIN.name, ("Query",), index="gsi4", keys=("REFERRALS#*",)),  # per month
+        ),
+    ),
+    Function(
+        name="referral_sweeper",
+        handler="referral_sweeper.handler",
+        description="Pages the on-call contact for urgent referrals left unanswered",
+        timeout_s=60,
+        data=(
+            Grant(MAIN.name, ("PutItem",), keys=REFERRAL_KEYS),  # the mark + the page
+            Grant(MAIN.name, ("GetItem", "PutItem"), keys=("WATERMARK",)),
+            Grant(MAIN.name, ("Query",), index="gsi2", keys=("REFESC#*",)),  # hour buckets
+        ),
+        schedule=Schedule("rate(5 minutes)", description="escalate unanswered referrals"),
+    ),
+)
+
 
 def sender_concurrency(rate_per_second: float, trigger: QueueTrigger) -> int | None:
     """MaximumConcurrency for a queue trigger: enough senders for the rate, never a herd."""
@@ -510,7 +635,9 @@ ADMIN: tuple[Role, ...] = ("cs_admin",)
 CLINICAL: tuple[Role, ...] = ("cs_admin", "department_staff")
 REGISTRARS: tuple[Role, ...] = ("cs_admin", "department_staff", "reception")
 HANDLERS: tuple[Role, ...] = REGISTRARS
-ALL_STAFF: tuple[Role, ...] = ROLES
+ALL_STAFF: tuple[Role, ...] = HOSPITAL_ROLES
+REFERRERS: tuple[Role, ...] = ("cs_admin", "department_staff", "partner")
+"""the care network's referrals: the hospital's clinical staff and the partners (their own)"""
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "public_api", "public"),
@@ -531,10 +658,13 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/complaints/{complaint_id}/close", "staff_api", "staff", HANDLERS),
     Route("POST", "/complaints/{complaint_id}/reopen", "staff_api", "staff", HANDLERS),
     Route("GET", "/reports/complaints", "staff_api", "staff", ALL_STAFF),
+    Route("GET", "/reports/recall", "staff_api", "staff", ("cs_admin", "department_staff", "qi")),
+    Route("GET", "/reports/messages", "staff_api", "staff", ("cs_admin", "qi")),
     Route("GET", "/outbox", "staff_api", "staff", ADMIN),
     Route("GET", "/messages", "staff_api", "staff", HANDLERS),
     Route("GET", "/messages/{message_id}", "staff_api", "staff", ADMIN),
     Route("POST", "/patients", "recall_api", "staff", REGISTRARS),
+    Route("GET", "/patients", "recall_api", "staff", REGISTRARS),
     Route("GET", "/patients/{patient_id}", "recall_api", "staff", REGISTRARS),
     Route("DELETE", "/patients/{patient_id}", "recall_api", "staff", ADMIN),
     Route("POST", "/patients/{patient_id}/treatments", "recall_api", "staff", CLINICAL),
@@ -557,14 +687,72 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/patients/{patient_id}/pause", "recall_api", "staff", REGISTRARS),
     Route("GET", "/patients/{patient_id}/conversation", "recall_api", "staff", CLINICAL),
     Route("POST", "/patients/{patient_id}/conversation", "recall_api", "staff", CLINICAL),
+    Route("POST", "/patients/{patient_id}/conversation/handled", "recall_api", "staff", CLINICAL),
+    Route("GET", "/replies", "recall_api", "staff", CLINICAL),
     Route("POST", "/segments/count", "recall_api", "staff", CLINICAL),
     Route("POST", "/segments/list", "recall_api", "staff", CLINICAL),
     Route("POST", "/campaigns", "recall_api", "staff", ADMIN),
+    Route("POST", "/campaigns/preview", "recall_api", "staff", CLINICAL),
     Route("GET", "/campaigns/{campaign_id}", "recall_api", "staff", CLINICAL),
     Route("POST", "/campaigns/{campaign_id}/cancel", "recall_api", "staff", ADMIN),
     Route("POST", "/imports/treatments", "recall_api", "staff", CLINICAL),
+    Route("GET", "/network/open", "network_api", "public"),
+    Route("GET", "/network/directory", "network_api", "public"),
+    Route("GET", "/network/services", "network_api", "public"),
+    Route("POST", "/referrals", "network_api", "staff", REFERRERS),
+    Route("GET", "/referrals", "network_api", "staff", REFERRERS),
+    Route("GET", "/referrals/{referral_id}", "network_api", "staff", REFERRERS),
+    Route("POST", "/referrals/{referral_id}/status", "network_api", "staff", REFERRERS),
+    Route("GET", "/referrals/{referral_id}/fhir", "network_api", "staff", REFERRERS),
+    Route(
+        "GET", "/reports/network", "network_api", "staff", ("cs_admin", "department_staff", "qi")
+    ),
     Route("POST", "/webhooks/inbound", "provider_webhook", "public"),
     Route("POST", "/webhooks/reports", "provider_webhook", "public"),
+)
+
+HOSPITAL_CARE: tuple[Role, ...] = ("cs_admin", "department_staff")
+"""who runs integrated care cases and conferences"""
+ROUTES += (
+    Route("POST", "/care/cases", "careplans_api", "staff", HOSPITAL_CARE),
+    Route("GET", "/care/cases", "careplans_api", "staff", HOSPITAL_CARE),
+    Route("GET", "/care/cases/{case_id}", "careplans_api", "staff", HOSPITAL_CARE),
+    Route("GET", "/care/cases/{case_id}/fhir", "careplans_api", "staff", HOSPITAL_CARE),
+    Route("POST", "/care/cases/{case_id}/activities", "careplans_api", "staff", HOSPITAL_CARE),
+    Route(
+        "POST",
+        "/care/cases/{case_id}/activities/{activity_id}/status",
+        "careplans_api",
+        "staff",
+        (*HOSPITAL_CARE, "agency"),
+    ),
+    Route(
+        "POST",
+        "/care/cases/{case_id}/reviews/{review_id}/done",
+        "careplans_api",
+        "staff",
+        HOSPITAL_CARE,
+    ),
+    Route("GET", "/care/activities", "careplans_api", "staff", ("agency",)),
+    Route("POST", "/care/conferences", "careplans_api", "staff", HOSPITAL_CARE),
+    Route("GET", "/care/conferences/{conference_id}", "careplans_api", "staff", HOSPITAL_CARE),
+    Route("GET", "/care/reviews", "careplans_api", "staff", HOSPITAL_CARE),
+)
+
+
+PROGRAMME_STAFF: tuple[Role, ...] = ("cs_admin", "department_staff")
+"""who sees a programme's sign-ups (department staff: their department's programmes)"""
+ROUTES += (
+    Route("GET", "/programmes", "programmes_api", "public"),
+    Route("POST", "/programmes/codes", "programmes_api", "public"),
+    Route("POST", "/programmes/{programme_id}/offers", "programmes_api", "public"),
+    Route("POST", "/programmes/{programme_id}/signups", "programmes_api", "public"),
+    Route("POST", "/programmes/cancellations", "programmes_api", "public"),
+    Route("GET", "/programmes/{programme_id}/roster", "programmes_api", "staff", PROGRAMME_STAFF),
+    Route(
+        "POST", "/programmes/{programme_id}/attendance", "programmes_api", "staff", PROGRAMME_STAFF
+    ),
+    Route("GET", "/programmes/{programme_id}/export", "programmes_api", "staff", PROGRAMME_STAFF),
 )
 
 

@@ -15,6 +15,9 @@ its DynamoDB adapter (`DynamoComplaintRepository`), the one place that knows the
 - `LABEL#<yyyy-mm>` / `<at>#<complaint id>`: a staff correction of the classifier, by month (the
   complaint id only: the text stays on the complaint, and goes when it is erased).
 - `LIMIT#<name>` / `<window start>`: attempts counted by `hit_rate_limit` (TTL `expires_at`).
+- `DIGEST#<department>` / `<yyyy-mm-dd>`: the department's daily digest was queued that day
+  (written with its outbox items, refused when it exists: one digest per department per day;
+  TTL `expires_at`, 90 days).
 
 A write that causes messages puts their outbox items (`sotong.notify.txoutbox`) in the same
 transaction as the complaint, and so do the items that belong with it (contact pointers, the
@@ -40,6 +43,7 @@ ALL_DEPARTMENTS = "*"
 MESSAGE_PART = 20_000
 """Characters of an inbound message per item (a Korean character is 3 bytes of the 400 KB)."""
 SLA_WATERMARK = "sla_sweep"
+DIGEST_KEEP_S = 90 * 86_400
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +131,7 @@ class ComplaintRepository(Protocol):
         until: str | None = None,
         status: str | None = None,
         urgency: str | None = None,
+        channel: str | None = None,
         cursor: str | None = None,
     ) -> tuple[list[Complaint], str | None]:
         """One page, newest first, and the cursor of the next (None: no more). ValueError for
@@ -173,6 +178,15 @@ class ComplaintRepository(Protocol):
         """Count one attempt in the current window; True when over the limit."""
         ...
 
+    def open_complaints(self, department: str, limit: int) -> list[Complaint]:
+        """Up to `limit` open complaints of a department, newest first (its inbox index)."""
+        ...
+
+    def record_digest(self, department: str, day: str, messages: Sequence[MessageRequest]) -> bool:
+        """The department's digest of `day` with its outbox `messages`; False (nothing written)
+        when that day's digest was written before."""
+        ...
+
 
 # --- the DynamoDB adapter -----------------------------------------------------------------------
 CONTACT_PREFIX = "CONTACT#"
@@ -202,10 +216,14 @@ def inbox_scope(
     until: str | None,
     status: str | None,
     urgency: str | None,
+    channel: str | None = None,
 ) -> str:
     """What a cursor is bound to: the listing it came from (another department's, another
     state's or another filter's listing is not paged with it)."""
-    parts = (department, state, since or "", until or "", status or "", urgency or "")
+    parts: tuple[str, ...] = (department, state, since or "", until or "", status or "")
+    parts += (urgency or "",)
+    if channel:  # left out when unset, so the cursors handed out before channels stay good
+        parts += (channel,)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
@@ -289,10 +307,12 @@ class DynamoComplaintRepository:
         until: str | None = None,
         status: str | None = None,
         urgency: str | None = None,
+        channel: str | None = None,
         cursor: str | None = None,
     ) -> tuple[list[Complaint], str | None]:
-        """One Query: newest first, optional date range on the key, status/urgency as filters."""
-        scope = inbox_scope(department, state, since, until, status, urgency)
+        """One Query: newest first, optional date range on the key, status, urgency and channel
+        as filters (a page may hold fewer than `limit`; the cursor goes on)."""
+        scope = inbox_scope(department, state, since, until, status, urgency, channel)
         start = cursor_in(cursor, scope) if cursor else None
         index = "gsi4" if department == ALL_DEPARTMENTS else "gsi1"
         condition = f"{index}pk = :p"
@@ -318,6 +338,10 @@ class DynamoComplaintRepository:
             filters.append("#urgency = :urgency")
             names["#urgency"] = "urgency"
             vals["urgency"] = urgency
+        if channel:
+            filters.append("#channel = :channel")
+            names["#channel"] = "channel"
+            vals["channel"] = channel
         if filters:
             kwargs["FilterExpression"] = " AND ".join(filters)
             kwargs["ExpressionAttributeNames"] = names
@@ -483,6 +507,27 @@ class DynamoComplaintRepository:
             ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
             ExpressionAttributeValues=store.values(one=1, exp=window + window_s * 2, limit=limit),
         )
+
+    def open_complaints(self, department: str, limit: int) -> list[Complaint]:
+        found = store.query_pages(
+            TableName=store.table_name(),
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :p",
+            ExpressionAttributeValues=store.values(p=inbox_key(department, "open")),
+            ScanIndexForward=False,
+            Limit=min(limit, 500),
+        )
+        items: list[Complaint] = []
+        for item in found:
+            items.append(self._complaint(item))
+            if len(items) >= limit:
+                break
+        return items
+
+    def record_digest(self, department: str, day: str, messages: Sequence[MessageRequest]) -> bool:
+        expires = int(clock.now().timestamp()) + DIGEST_KEEP_S
+        marker = {"pk": f"DIGEST#{department}", "sk": day, "expires_at": expires}
+        return self._commit([store.put_action(marker, "attribute_not_exists(pk)")], messages)
 
     def erase(
         self, complaint_id: str, contact_keys: Sequence[str], found: Complaint | None

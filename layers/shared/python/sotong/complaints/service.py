@@ -49,6 +49,7 @@ from sotong.complaints.repository import (
 from sotong.config.schema import Contact, HospitalConfig, SlaClock
 from sotong.errors import BadRequest, Conflict, Forbidden, NotFound
 from sotong.health_terms import check_staff_text
+from sotong.notify import rules
 from sotong.notify.model import MessageRequest, Recipient, recipient_key
 from sotong.phone import mask_phone
 from sotong.staff import Staff
@@ -64,6 +65,24 @@ INBOUND_ATTEMPTS = 4
 
 def public_url(hospital: HospitalConfig) -> str:
     return (os.environ.get(PUBLIC_URL_ENV) or hospital.public_url or "").rstrip("/")
+
+
+def console_link(hospital: HospitalConfig, complaint_id: str | None = None) -> str:
+    """The staff console's page of a complaint (or its inbox), for staff messages; `-` when
+    the stack has no public URL."""
+    base = public_url(hospital)
+    if not base:
+        return "-"
+    return (
+        f"{base}/console/#/complaints/{complaint_id}" if complaint_id else f"{base}/console/#/inbox"
+    )
+
+
+URGENCY_LABELS = {"critical": "긴급", "high": "높음", "normal": "보통", "low": "낮음"}
+ROUTED_TEMPLATES = {"sms": "staff_routed", "email": "staff_routed_email"}
+DIGEST_TEMPLATES = {"sms": "staff_digest", "email": "staff_digest_email"}
+DIGEST_LIMIT = 2_000
+"""open complaints of one department a digest reads (its counts say `+` beyond)"""
 
 
 class ComplaintDesk:
@@ -365,6 +384,7 @@ class ComplaintDesk:
         until: str | None,
         limit: int,
         cursor: str | None,
+        channel: str | None = None,
     ) -> dict[str, Any]:
         if department is None:
             department = ALL_DEPARTMENTS if staff.sees_every_department else staff.department
@@ -387,6 +407,7 @@ class ComplaintDesk:
                 until=high,
                 status=status,
                 urgency=urgency,
+                channel=channel,
                 cursor=cursor,
             )
         except ValueError as error:  # a cursor not from this listing
@@ -686,6 +707,8 @@ class ComplaintDesk:
             requests = []
             if opinion.urgency == "critical":
                 requests.append(self._critical_alert(updated))
+            if updated.department != current.department:
+                requests += self._routed_alerts(updated)
             if self.complaints.replace(current, updated, messages=requests):
                 return "raised"
         raise Conflict("the complaint kept changing while its second opinion was written")
@@ -728,6 +751,7 @@ class ComplaintDesk:
             level="긴급",
             reason=categories.get(complaint.category, complaint.category),
             urgent=True,
+            template_id="staff_critical",
         )
 
     def from_patient_reply(
@@ -811,6 +835,118 @@ class ComplaintDesk:
             urgent=complaint.urgency == "critical",
         )
 
+    def _routed_alerts(self, complaint: Complaint) -> list[MessageRequest]:
+        """The department is told a complaint was routed to it: one message per alert contact
+        (`Department.alert_contacts`), by their channel, with the code, category, urgency and
+        the console link, never the text. A critical one goes at once; any other waits for the
+        end of the hospital's quiet hours. A channel whose template the config lacks is
+        skipped (older configs)."""
+        department = self.hospital.department(complaint.department)
+        if department is None:
+            return []
+        now = clock.now()
+        urgent = complaint.urgency == "critical"
+        wait = None if urgent else rules.quiet_until(self.hospital, now)
+        categories = self.hospital.complaints.categories
+        values = {
+            "department": department.name,
+            "code": complaint.code,
+            "category": categories.get(complaint.category, complaint.category),
+            "urgency": URGENCY_LABELS.get(complaint.urgency, complaint.urgency),
+            "due": clock.parse(complaint.ack_due)
+            .astimezone(self.hospital.zone)
+            .strftime("%m월 %d일 %H시 %M분"),
+            "link": console_link(self.hospital, complaint.id),
+        }
+        requests = []
+        for n, contact in enumerate(department.alert_contacts):
+            template = self.hospital.template(ROUTED_TEMPLATES[contact.channel])
+            if template is None:
+                continue
+            requests.append(
+                MessageRequest(
+                    idempotency_key=f"complaint:{complaint.id}:routed:{department.id}:{n}",
+                    recipient=Recipient(
+                        kind="staff", name=contact.name, phone=contact.phone, email=contact.email
+                    ),
+                    template_id=template.id,
+                    urgent=urgent,
+                    not_before=wait,
+                    variables={k: v for k, v in values.items() if k in template.variables},
+                    refs={"complaint": complaint.id},
+                )
+            )
+        return requests
+
+    # --- the daily digest ---------------------------------------------------------------------
+    def department_digest(self, now: datetime) -> Counter[str]:
+        """Each department's morning digest of what is open and due, to its alert contacts.
+        One per department per day: the repository writes it with a marker of the day, so a
+        second run (a retry, a manual run) sends nothing more. A department with nothing open
+        is sent nothing. Reads the department's open inbox (an index Query), never a Scan."""
+        zone = self.hospital.zone
+        local = now.astimezone(zone)
+        day = local.date().isoformat()
+        end_of_day = clock.iso(
+            datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        )
+        stamp = clock.iso(now)
+        report: Counter[str] = Counter()
+        for department in self.hospital.departments:
+            items = self.complaints.open_complaints(department.id, DIGEST_LIMIT)
+            if not items:
+                report["empty"] += 1
+                continue
+            counts: Counter[str] = Counter()
+            for complaint in items:
+                counts["open"] += 1
+                counts["critical"] += complaint.urgency == "critical"
+                if complaint.status == AWAITING:  # its clocks are paused
+                    counts["awaiting"] += 1
+                    continue
+                due = complaint.ack_due if complaint.status == "received" else complaint.resolve_due
+                if due and due < stamp:
+                    counts["overdue"] += 1
+                elif due and due < end_of_day:
+                    counts["due_today"] += 1
+            more = "+" if len(items) >= DIGEST_LIMIT else ""
+            values = {
+                "department": department.name,
+                "day": local.strftime("%m월 %d일"),
+                "link": console_link(self.hospital),
+                **{
+                    name: f"{counts[name]}{more if name == 'open' else ''}"
+                    for name in ("open", "critical", "overdue", "due_today", "awaiting")
+                },
+            }
+            requests = []
+            for n, contact in enumerate(department.alert_contacts):
+                template = self.hospital.template(DIGEST_TEMPLATES[contact.channel])
+                if template is None:
+                    continue
+                requests.append(
+                    MessageRequest(
+                        idempotency_key=f"digest:{department.id}:{day}:{n}",
+                        recipient=Recipient(
+                            kind="staff",
+                            name=contact.name,
+                            phone=contact.phone,
+                            email=contact.email,
+                        ),
+                        template_id=template.id,
+                        variables={k: v for k, v in values.items() if k in template.variables},
+                        refs={"digest": f"{department.id}:{day}"},
+                    )
+                )
+            if not requests:
+                report["no_template"] += 1
+            elif self.complaints.record_digest(department.id, day, requests):
+                report["sent"] += 1
+                report["messages"] += len(requests)
+            else:
+                report["already_sent"] += 1
+        return report
+
     def _staff_alert(
         self,
         complaint: Complaint,
@@ -820,22 +956,30 @@ class ComplaintDesk:
         level: str,
         reason: str,
         urgent: bool,
+        template_id: str = "staff_alert",
     ) -> MessageRequest:
-        """A `staff_alert` SMS: the code and the department, never the complaint's details."""
+        """A `staff_alert` SMS: the code and the department, never the complaint's details.
+        `template_id` names another staff template to use when the config has it (else
+        `staff_alert`); its `#{link}`, if any, is the complaint's page in the console."""
         department = self.hospital.department(complaint.department)
+        template = self.hospital.template(template_id) or self.hospital.template("staff_alert")
+        values = {
+            "level": level,
+            "department": department.name if department else "-",
+            "code": complaint.code,
+            "reason": reason,
+        }
+        if template is not None and template.id != "staff_alert":
+            values["link"] = console_link(self.hospital, complaint.id)
+            values = {k: v for k, v in values.items() if k in template.variables}
         return MessageRequest(
             idempotency_key=f"complaint:{complaint.id}:{key}",
             recipient=Recipient(
                 kind="staff", name=contact.name, phone=contact.phone, email=contact.email
             ),
-            template_id="staff_alert",
+            template_id=template.id if template else "staff_alert",
             urgent=urgent,
-            variables={
-                "level": level,
-                "department": department.name if department else "-",
-                "code": complaint.code,
-                "reason": reason,
-            },
+            variables=values,
             refs={"complaint": complaint.id},
         )
 
@@ -928,7 +1072,7 @@ class ComplaintDesk:
         if ack is not None:
             # the answer to the patient's own action goes at once, even in quiet hours
             requests.append(ack.model_copy(update={"urgent": True}))
-        return requests
+        return requests + self._routed_alerts(complaint)
 
     def _patient_request(
         self,

@@ -15,6 +15,9 @@ from sotong.config.schema import HospitalConfig
 
 CONFIG_PATH_ENV = "SOTONG_HOSPITAL_CONFIG"
 LAYER_CONFIG_PATH = "/opt/hospital/config.json"
+SHIPPED_HOSPITALS = Path(__file__).resolve().parents[5] / "hospitals"
+"""The checkout's `hospitals/` (only on a developer's or operator's machine: in a function the
+config is the layer's JSON, its network directory already read into it)."""
 
 
 class ConfigError(Exception):
@@ -126,7 +129,33 @@ def load_hospital_file(path: str | os.PathLike[str]) -> HospitalConfig:
             ) from None
     else:
         data = _read_yaml(text, source)
-    return parse_hospital(data, source)
+    return parse_hospital(_with_network_directory(data, file, source), source)
+
+
+def _with_network_directory(data: Any, file: Path, source: str) -> Any:
+    """`network.directory` (an HSDS JSON file beside the hospital file) read into
+    `network.hsds`, so the directory is validated with the config and travels in its JSON."""
+    network = data.get("network") if isinstance(data, dict) else None
+    if not isinstance(network, dict) or "hsds" in network or not network.get("directory"):
+        return data
+    name = str(network["directory"])
+    if Path(name).name != name:
+        raise ConfigError(source, [("network.directory", "a file name beside the hospital file")])
+    directory = file.parent / name
+    shipped = SHIPPED_HOSPITALS / name
+    if not directory.exists() and shipped.exists():
+        directory = shipped  # a copy of a shipped hospital file elsewhere: the shipped directory
+    try:
+        hsds = json.loads(directory.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(
+            source, [("network.directory", f"cannot read {name} ({error.strerror})")]
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            source, [("network.directory", f"{name} line {error.lineno}: not JSON ({error.msg})")]
+        ) from None
+    return {**data, "network": {**network, "hsds": hsds}}
 
 
 def hospital_files(directory: str | os.PathLike[str]) -> list[Path]:

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from sotong.config.network import NetworkSettings
+from sotong.config.programme_schema import ProgrammeSettings, check_references
 from sotong.health_terms import find_terms
 from sotong.phone import normalize_korean_phone
 
@@ -147,10 +149,45 @@ class Contact(_Model):
         return self
 
 
+StaffChannel = Literal["sms", "email"]
+
+
+class StaffContact(Contact):
+    """A department's staff member who is told of its complaints, by their chosen channel."""
+
+    channel: StaffChannel = Field(
+        default="sms", description="how they are told: `sms` (their phone) or `email`"
+    )
+
+    @model_validator(mode="after")
+    def _has_channel_address(self) -> StaffContact:
+        if self.channel == "sms" and not self.phone:
+            raise ValueError("channel sms needs a phone")
+        if self.channel == "email" and not self.email:
+            raise ValueError("channel email needs an e-mail address")
+        return self
+
+
 class Department(_Model):
     id: Slug
     name: str = Field(min_length=1, max_length=50, description="Korean name shown to staff")
     head: Contact
+    staff: tuple[StaffContact, ...] = Field(
+        default=(),
+        max_length=20,
+        description="told when a complaint is routed to the department, and sent its daily "
+        "digest of what is open and due; none: the department head (SMS, or e-mail without a "
+        "phone)",
+    )
+
+    @property
+    def alert_contacts(self) -> tuple[StaffContact, ...]:
+        """Who hears of the department's complaints: `staff`, else the head."""
+        if self.staff:
+            return self.staff
+        head = self.head
+        channel: StaffChannel = "sms" if head.phone else "email"
+        return (StaffContact(name=head.name, phone=head.phone, email=head.email, channel=channel),)
 
 
 SlaClock = Literal["calendar", "business"]
@@ -436,7 +473,16 @@ class SenderProfile(_Model):
         return self
 
 
-STAFF_TEMPLATES = frozenset({"staff_alert"})
+STAFF_TEMPLATES = frozenset(
+    {
+        "staff_alert",
+        "staff_critical",
+        "staff_routed",
+        "staff_routed_email",
+        "staff_digest",
+        "staff_digest_email",
+    }
+)
 """Templates sent to staff phones, not patients: free of the health-information check."""
 PATIENT_VARIABLES = ("hospital", "name", "callback", "opt_out")
 """What a plan step or a campaign can fill in its template (`recall.service.patient_variables`):
@@ -557,6 +603,21 @@ class MarketingSettings(_Model):
     )
 
 
+AgencyKind = Literal[
+    "care_sos", "health_centre", "welfare_centre", "dementia_centre", "housing", "district", "other"
+]
+
+
+class CareAgency(_Model):
+    """An agency of integrated care plans (보건소, 복지관, 치매안심센터, 돌봄SOS, 주거상담소...):
+    owns plan activities; its staff sign in as `agency` with the group `org-<id>`."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{1,39}$", description="its `org-<id>` group's id")
+    name: str = Field(min_length=1, max_length=60)
+    kind: AgencyKind = "other"
+    contact: StaffContact = Field(description="told of new activities and reminders")
+
+
 class HospitalConfig(_Model):
     hospital_id: str = Field(description="lower-case id used in the stack name and tags")
     name: str = Field(min_length=1, max_length=100)
@@ -583,6 +644,23 @@ class HospitalConfig(_Model):
     templates: tuple[Template, ...] = ()
     treatment_tags: tuple[TreatmentTag, ...] = ()
     marketing: MarketingSettings = Field(default_factory=MarketingSettings)
+    network: NetworkSettings | None = Field(
+        default=None,
+        description="the care network: partner clinics and pharmacies (an HSDS 3 file) and "
+        "referrals (docs/care-network.md)",
+    )
+    programmes: ProgrammeSettings | None = Field(
+        default=None, description="patient support programmes (docs/programmes.md)"
+    )
+    care_agencies: tuple[CareAgency, ...] = Field(
+        default=(), description="agencies of integrated care plans (docs/care-plans.md)"
+    )
+
+    @field_validator("care_agencies")
+    @classmethod
+    def _unique_agencies(cls, value: tuple[CareAgency, ...]) -> tuple[CareAgency, ...]:
+        _no_duplicates([a.id for a in value], "care_agencies", "agency id")
+        return value
 
     @field_validator("hospital_id")
     @classmethod
@@ -678,6 +756,11 @@ class HospitalConfig(_Model):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _programmes_refer(self) -> HospitalConfig:
+        check_references(self)
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -687,6 +770,9 @@ class HospitalConfig(_Model):
 
     def template(self, template_id: str) -> Template | None:
         return next((t for t in self.templates if t.id == template_id), None)
+
+    def care_agency(self, agency_id: str) -> CareAgency | None:
+        return next((a for a in self.care_agencies if a.id == agency_id), None)
 
     def treatment_tag(self, tag_id: str) -> TreatmentTag | None:
         return next((t for t in self.treatment_tags if t.id == tag_id), None)

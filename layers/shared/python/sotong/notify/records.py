@@ -3,7 +3,9 @@
 Layout (pk / sk):
 - `MSG#<message_id>` / `MSG`: the message record; its `events` list is its history.
   gsi1 `RCPT#<recipient_key>` (per recipient), gsi3 `REF#<kind>#<id>` (per complaint/recall),
-  gsi2 `HELD#<UTC hour of release>` while held (sparse: removed on release).
+  gsi2 `HELD#<UTC hour of release>` while held (sparse: removed on release),
+  gsi4 `MSGDAY#<UTC day created>` / `<created_at>#<message_id>` (the messages report reads a
+  period's records day by day, never a Scan; written once, with the record).
 - `OPTOUT#<recipient_key>` / `<channel>|all`: an opt-out.
 - `RATE#<provider>` / `<window>`: send slots taken in that window (see `ratelimit`).
 """
@@ -11,7 +13,7 @@ Layout (pk / sk):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sotong import clock, consent, store
@@ -183,6 +185,30 @@ def held_bucket(at: datetime) -> str:
     return store.hour_bucket("HELD", at)
 
 
+def day_bucket(stamp: str) -> str:
+    """The messages report's partition (gsi4) of a record created at `stamp` (UTC ISO)."""
+    return f"MSGDAY#{stamp[:10]}"
+
+
+def created_between(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Every record created in [since, until), whole: one Query per UTC day on gsi4."""
+    low, high = clock.iso(since), clock.iso(until)
+    found: list[dict[str, Any]] = []
+    day = since.astimezone(UTC).date()
+    while day.isoformat() <= high[:10]:
+        kwargs: dict[str, Any] = {
+            "TableName": store.table_name(),
+            "IndexName": "gsi4",
+            "KeyConditionExpression": "gsi4pk = :d AND gsi4sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": store.values(
+                d=f"MSGDAY#{day.isoformat()}", lo=low, hi=high
+            ),
+        }
+        found += [r for r in store.query_pages(**kwargs) if low <= str(r["created_at"]) < high]
+        day += timedelta(days=1)
+    return found
+
+
 def _event(status: str, reason: str | None, at: str) -> dict[str, Any]:
     return {"status": status, "at": at, "reason": reason}
 
@@ -217,6 +243,8 @@ def _new_item(
         "updated_at": stamp,
         "gsi1pk": f"RCPT#{rkey}",
         "gsi1sk": f"{stamp}#{message_id}",
+        "gsi4pk": day_bucket(stamp),
+        "gsi4sk": f"{stamp}#{message_id}",
     }
     if request.refs:
         kind, ref = sorted(request.refs.items())[0]
@@ -488,6 +516,7 @@ def record_key(message_id: str) -> dict[str, Any]:
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
     """A record as staff see it: no keys, no stored request (it holds the contact)."""
     hidden = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "request"}
+    hidden |= {"gsi4pk", "gsi4sk"}
     return {k: v for k, v in record.items() if k not in hidden}
 
 

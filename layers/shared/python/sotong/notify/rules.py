@@ -87,6 +87,17 @@ def _next_end(now_local: datetime, end: time) -> datetime:
     return candidate if candidate > now_local else candidate + timedelta(days=1)
 
 
+def quiet_until(hospital: HospitalConfig, now: datetime) -> datetime | None:
+    """The end of the hospital's quiet hours when `now` is inside them, else None. Staff
+    alerts are never held by the sender; a producer of a staff message that can wait (a
+    non-urgent routing alert) sets it as the request's `not_before`."""
+    quiet = hospital.sender.quiet_hours
+    local = now.astimezone(hospital.zone)
+    if quiet is None or not _in_window(local.time(), quiet.start, quiet.end):
+        return None
+    return _next_end(local, quiet.end)
+
+
 def release_time(
     request: MessageRequest, hospital: HospitalConfig, now: datetime
 ) -> tuple[datetime | None, str | None]:

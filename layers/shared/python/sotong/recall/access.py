@@ -13,8 +13,9 @@ from typing import Any
 
 from sotong import consent
 from sotong.errors import Forbidden, NotFound
+from sotong.notify.model import recipient_key
 from sotong.recall.model import PatientRegistration, patient_id
-from sotong.recall.service import RecallDesk
+from sotong.recall.service import RecallDesk, Triage
 from sotong.staff import Staff
 
 CONTACT_FIELDS = (
@@ -99,6 +100,43 @@ class PatientAccess:
             raise NotFound(
                 f"no touchpoint {touchpoint_id} in your department", field="path.touchpoint_id"
             )
+
+    def waiting(self, staff: Staff, triage: Triage) -> dict[str, Any]:
+        """The replies waiting for an answer that the staff member may answer: the CS admin
+        every department's, department staff their department's (with only their
+        department's touchpoints)."""
+        if staff.role != "cs_admin" and not staff.department:
+            raise NotFound("no department to show replies of", field="department")
+        answer = self.desk.waiting(None if staff.role == "cs_admin" else staff.department, triage)
+        if staff.role != "cs_admin":
+            for item in answer["replies"]:
+                item["recent_touchpoints"] = [
+                    t for t in item["recent_touchpoints"] if self._own_tag(staff, t["tag"])
+                ]
+        return answer
+
+    def settle(self, staff: Staff, pid: str, outcome: str) -> dict[str, Any]:
+        self.patient(staff, pid)
+        return self.desk.settle(pid, outcome, staff.username)
+
+    def find(self, staff: Staff, chart_no: str | None, phone: str | None) -> list[dict[str, Any]]:
+        """Patients by chart number (their id is derived from it) or by phone (the phone index),
+        as the staff member may see them; one they may not reach is not found. Never a Scan."""
+        hospital_id = self.desk.hospital.hospital_id
+        ids: list[str] = []
+        if chart_no:
+            ids.append(patient_id(hospital_id, chart_no, ""))
+        if phone:
+            found = self.desk.patients.patient_by_phone(recipient_key(hospital_id, phone))
+            if found is not None and found.id not in ids:
+                ids.append(found.id)
+        views = []
+        for pid in ids:
+            try:
+                views.append(self.view(staff, pid))
+            except NotFound:
+                continue
+        return views
 
     def registration(self, staff: Staff, registration: PatientRegistration) -> None:
         """Registering someone new is open to every registrar; changing a registered patient's

@@ -17,6 +17,12 @@
   other rule stays the pipeline's: `(광고)`, sender name and free opt-out number, opt-outs, the
   21:00-08:00 hold without night consent, no AlimTalk for ads, consent checked again at send.
 - `POST /campaigns/{id}/cancel` stops it between pages (the next page's job update is refused).
+- `POST /campaigns/preview` (`CampaignDesk.preview`) shows, before anything is created, the
+  message as the patient will see it (rendered by `notify.rules.render`, the sender's own code:
+  `(광고)`, sender name, 080 line) and, per member of the segment, what the runner and then the
+  sender would do with it: skipped (no consent, paused, frequency cap), suppressed (opted out,
+  no contact consent), held (night advertising, quiet hours: with the release time) or sent,
+  by `notify.rules.decide` at the time the runner would queue it.
 - Stored through a `CampaignRepository` (`sotong.recall.repository`: one item per job, on a
   sparse index while planned or running, what the runner reads: never a Scan). Results come
   from the message records referring to it, counted up to `RESULTS_LIMIT`.
@@ -27,9 +33,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +45,7 @@ from sotong.config.schema import PATIENT_VARIABLES, HospitalConfig, Template
 from sotong.dates import SendDay
 from sotong.errors import BadRequest, Conflict, NotFound
 from sotong.fields import Line
+from sotong.notify import rules
 from sotong.notify.model import DONE, MessageRequest
 from sotong.recall.records import Patient
 from sotong.recall.repository import (
@@ -48,10 +55,22 @@ from sotong.recall.repository import (
     DynamoPatientRepository,
     PatientRepository,
 )
-from sotong.recall.segments import Entry, Segment, known_tag, marketing_consent, read_page
+from sotong.recall.segments import (
+    Entry,
+    Segment,
+    evaluate,
+    known_tag,
+    marketing_consent,
+    read_page,
+)
 from sotong.recall.service import patient_recipient, patient_variables
 
 TimeLeft = Callable[[], float]
+OptOuts = Callable[[Sequence[str]], dict[str, frozenset[str]]]
+"""address -> the channels it opted out of (`sms`, `email`, `all`, ...)"""
+PREVIEW_LIMIT = 5_000
+"""segment members a preview evaluates one by one (a larger segment says `counted_all: false`)"""
+SAMPLE_NAME = "홍길동"
 FILLABLE = PATIENT_VARIABLES
 ACTIVE = ("planned", "running")
 PAGE = 100
@@ -86,6 +105,24 @@ class CampaignRequest(BaseModel):
         description="local day the campaign starts sending (default today); part of what makes "
         "it the same campaign: the same segment and template on the same day is one campaign",
     )
+
+
+class CampaignPreview(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    segment: Segment
+    template_id: Line = Field(min_length=1, max_length=40, examples=["scaling_next_step"])
+    send_on: SendDay | None = Field(
+        default=None,
+        description="local day it would start sending (default today): the rules are applied "
+        "at the time the runner would queue it (now, or 00:00 of a later day)",
+    )
+
+
+def _stored_opt_outs(hospital_id: str) -> OptOuts:
+    from sotong.notify import records
+
+    return lambda addresses: records.opted_out_many(hospital_id, list(addresses))
 
 
 def checked_key(header: str | None) -> str:
@@ -166,6 +203,106 @@ class CampaignDesk:
                 field=field,
             )
         return template
+
+    def preview(
+        self,
+        request: CampaignPreview,
+        now: datetime,
+        *,
+        patients: PatientRepository | None = None,
+        opt_outs: OptOuts | None = None,
+    ) -> dict[str, Any]:
+        """The message as the patient will see it, and what would happen to whom: counts per
+        rule over the segment (up to `PREVIEW_LIMIT` members), nothing written."""
+        template = self.marketing_template(request.template_id)
+        known_tag(self.hospital, request.segment.tag, "body.segment.tag")
+        zone = self.hospital.zone
+        today = now.astimezone(zone).date()
+        send_on = request.send_on or today
+        if send_on < today:
+            raise BadRequest(
+                f"body.send_on: {send_on} is in the past (today is {today})", field="body.send_on"
+            )
+        at = now if send_on == today else datetime.combine(send_on, time.min, tzinfo=zone)
+        segment = request.segment.model_copy(update={"marketing_consent_only": False})
+        evaluation = evaluate(segment, self.hospital, with_patients=True, patients=patients)
+        members = [m for m in evaluation.members if m.patient is not None]
+        counted = members[:PREVIEW_LIMIT]
+        cap = timedelta(days=self.hospital.marketing.min_days_between_ads)
+        lookup = opt_outs or _stored_opt_outs(self.hospital.hospital_id)
+        addresses = [str(m.patient.phone or m.patient.email or "") for m in counted if m.patient]
+        refused = lookup([a for a in dict.fromkeys(addresses) if a]) if addresses else {}
+        outcomes: Counter[tuple[str, str]] = Counter()
+        release: dict[str, datetime] = {}
+        sample: rules.Rendered | None = None
+        sampled = "example"
+        for member in counted:
+            patient = member.patient
+            assert patient is not None
+            if not marketing_consent(patient):
+                outcomes[("skip", "no_marketing_consent")] += 1
+                continue
+            if patient.paused:
+                outcomes[("skip", "paused")] += 1
+                continue
+            if patient.advertised_after(at - cap):
+                outcomes[("skip", "frequency_cap")] += 1
+                continue
+            queued = message(self.hospital, "preview", template, patient)
+            address = str(patient.phone or patient.email or "")
+            decision = rules.decide(queued, self.hospital, at, refused.get(address, frozenset()))
+            reason = (decision.reason or "").split(":")[0]
+            outcomes[(decision.action, reason)] += 1
+            if decision.action == "hold" and decision.release_at is not None:
+                release[reason] = min(release.get(reason, decision.release_at), decision.release_at)
+            if sample is None and decision.rendered is not None:
+                sample, sampled = decision.rendered, "member"
+        if sample is None:  # nobody would receive it: the text as it would read, for an example
+            variables = {
+                "hospital": self.hospital.sender.display_name,
+                "name": SAMPLE_NAME,
+                "callback": self.hospital.sender.callback_number,
+                "opt_out": self.hospital.sender.opt_out_number,
+            }
+            wanted = {k: v for k, v in variables.items() if k in template.variables}
+            sample = rules.render(template, wanted, self.hospital)
+        order = {"send": 0, "hold": 1, "skip": 2, "suppress": 3, "fail": 4}
+        rows = [
+            {
+                "action": action,
+                "rule": reason or "send",
+                "count": n,
+                **(
+                    {"release_at": release[reason].astimezone(zone).isoformat()}
+                    if reason in release
+                    else {}
+                ),
+            }
+            for (action, reason), n in sorted(
+                outcomes.items(), key=lambda item: (order.get(item[0][0], 9), -item[1])
+            )
+        ]
+        totals = Counter[str]()
+        for (action, _), n in outcomes.items():
+            totals[action] += n
+        return {
+            "template": {"id": template.id, "channel": template.channel},
+            "send_on": send_on.isoformat(),
+            "evaluated_at": at.astimezone(zone).isoformat(),
+            "message": {
+                "channel": sample.channel,
+                "subject": sample.subject,
+                "text": sample.text,
+                "characters": len(sample.text),
+                "sample": sampled,
+            },
+            "segment_count": len(members),
+            "evaluated": len(counted),
+            "counted_all": len(members) <= PREVIEW_LIMIT,
+            "totals": {name: totals[name] for name in ("send", "hold", "skip", "suppress", "fail")},
+            "rules": rows,
+            "cost": evaluation.cost.as_dict(),
+        }
 
     def create(
         self, request: CampaignRequest, created_by: str, idempotency_key: str

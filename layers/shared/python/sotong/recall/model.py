@@ -116,6 +116,15 @@ class StaffMessage(_Body):
     )
 
 
+class RepliesSettled(_Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"outcome": "converted"}]})
+
+    outcome: Literal["handled", "converted"] = Field(
+        description="`handled`: nothing to answer; `converted`: the reply led to a booking (the "
+        "latest recall sent to the patient is marked converted)"
+    )
+
+
 def patient_id(hospital_id: str, chart_no: str | None, phone: str) -> str:
     """The same chart number (or, without one, the same phone) is the same patient. A keyed
     digest (`sotong.keys`): the id is in URLs and logs, and chart numbers or 010 numbers are too

@@ -10,6 +10,10 @@ Everything about one patient lives under `PAT#<id>`, so erasing a patient is one
   a sparse, time-bucketed index the dispatcher reads from its watermark, never a Scan);
 - `APT#<at>#<kind>` a booking or visit; `CONV#<at>#...` a message in the conversation
   (`CONVIN#<provider message id>` marks an inbound message stored, so a redelivery is not).
+  A patient's reply waiting for an answer carries a sparse, time-ordered index entry of its
+  own, written with it and removed when staff answer or settle it: gsi1 `REPLIES#<department>`
+  and gsi4 `REPLIES#*` / `<at>#<patient>#<message id>` (the queue, never a Scan; an erasure
+  takes it with the partition).
 The patient item carries `last_ad_at`, when they were last sent an advertising message: the
 frequency cap is a condition on it, written in the transaction that queues the next ad.
 
@@ -79,6 +83,23 @@ class Moved:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingReply:
+    """A patient's reply waiting for an answer, as the queue holds it."""
+
+    patient_id: str
+    message: ConversationMessage
+    department: str
+    """the department of the treatment the reply is about ('' when its tag is unknown)"""
+
+
+@dataclass
+class WaitingPage:
+    replies: list[WaitingReply]
+    more: bool
+    """more replies wait after the last one"""
+
+
+@dataclass(frozen=True, slots=True)
 class TagRef:
     """A treatment as the tag index holds it."""
 
@@ -136,7 +157,12 @@ class PatientRepository(Protocol):
     # conversations
     def conversation(self, patient_id: str) -> list[ConversationMessage]: ...
     def add_message(
-        self, patient_id: str, message: ConversationMessage, *, inbound_id: str | None = None
+        self,
+        patient_id: str,
+        message: ConversationMessage,
+        *,
+        inbound_id: str | None = None,
+        waiting_in: str | None = None,
     ) -> bool: ...
     def add_answer(
         self,
@@ -144,7 +170,14 @@ class PatientRepository(Protocol):
         patient_id: str,
         message: ConversationMessage,
         request: MessageRequest,
+        *,
+        settles: Sequence[WaitingReply] = (),
     ) -> bool: ...
+
+    # the replies waiting for an answer
+    def waiting_replies(self, department: str | None, limit: int) -> WaitingPage: ...
+    def waiting_of(self, patient_id: str) -> list[WaitingReply]: ...
+    def settle_replies(self, replies: Sequence[WaitingReply]) -> int: ...
 
     # schedules
     def take_lease(self, name: str, owner: str, now: datetime, hold: timedelta) -> bool: ...
@@ -358,6 +391,48 @@ def _conversation_sk(message: ConversationMessage) -> str:
 
 def _conversation_item(patient_id: str, message: ConversationMessage) -> dict[str, Any]:
     return {"pk": pk(patient_id), "sk": _conversation_sk(message), **message.to_item()}
+
+
+WAITING = "REPLIES#"
+WAITING_ALL = "REPLIES#*"
+WAITING_INDEX = ("gsi1pk", "gsi1sk", "gsi4pk", "gsi4sk")
+SETTLED_WITH_ANSWER = 90
+"""waiting replies taken off the queue in the answer's own transaction (the rest after it)"""
+
+
+def _waiting_index(
+    patient_id: str, message: ConversationMessage, department: str
+) -> dict[str, str]:
+    """The queue entry of a waiting reply: by department (gsi1) and for every department
+    (gsi4), both ordered by the time it came."""
+    order = f"{message.at}#{patient_id}#{message.id}"
+    entry = {"gsi4pk": WAITING_ALL, "gsi4sk": order}
+    if department:
+        entry |= {"gsi1pk": WAITING + department, "gsi1sk": order}
+    return entry
+
+
+def _waiting_of_item(item: Mapping[str, Any]) -> WaitingReply:
+    department = str(item.get("gsi1pk", "")).removeprefix(WAITING)
+    return WaitingReply(
+        str(item["pk"]).removeprefix("PAT#"), ConversationMessage.from_item(item), department
+    )
+
+
+def _settle_action(reply: WaitingReply, *, if_waiting: bool = False) -> dict[str, Any]:
+    """Take a reply off the queue (its index entry only; the message stays): on condition that
+    the message is there (an answer's transaction: settled meanwhile is no reason to refuse
+    it) or, `if_waiting`, that it still waits."""
+    return {
+        "Update": {
+            "TableName": store.table_name(),
+            "Key": store.key(pk(reply.patient_id), _conversation_sk(reply.message)),
+            "UpdateExpression": "REMOVE " + ", ".join(WAITING_INDEX),
+            "ConditionExpression": "attribute_exists(gsi4pk)"
+            if if_waiting
+            else "attribute_exists(pk)",
+        }
+    }
 
 
 # --- transactions ---------------------------------------------------------------------------------
@@ -768,11 +843,20 @@ class DynamoPatientRepository:
         return [ConversationMessage.from_item(i) for i in items_of(patient_id, "CONV#")]
 
     def add_message(
-        self, patient_id: str, message: ConversationMessage, *, inbound_id: str | None = None
+        self,
+        patient_id: str,
+        message: ConversationMessage,
+        *,
+        inbound_id: str | None = None,
+        waiting_in: str | None = None,
     ) -> bool:
         """Store a message of the conversation; False when this provider message is stored
-        already (its marker `CONVIN#<id>` is written in the same transaction)."""
+        already (its marker `CONVIN#<id>` is written in the same transaction). With
+        `waiting_in` (a department, '' for none known) the message waits for an answer: its
+        queue entry is part of the same item."""
         item = _conversation_item(patient_id, message)
+        if waiting_in is not None:
+            item |= _waiting_index(patient_id, message, waiting_in)
         actions = [store.put_action(item, "attribute_not_exists(pk)")]
         if inbound_id:
             marker = {
@@ -789,14 +873,60 @@ class DynamoPatientRepository:
         patient_id: str,
         message: ConversationMessage,
         request: MessageRequest,
+        *,
+        settles: Sequence[WaitingReply] = (),
     ) -> bool:
-        """A staff answer and its message request in one transaction, each written once."""
+        """A staff answer and its message request in one transaction, each written once; the
+        replies it `settles` leave the queue in that transaction (past 90, right after it)."""
         from sotong.notify import txoutbox
 
         (outbox_put,) = txoutbox.actions(hospital_id, [request])
         outbox_put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
         item = _conversation_item(patient_id, message)
-        return store.transact([store.put_action(item, "attribute_not_exists(pk)"), outbox_put])
+        now, later = settles[:SETTLED_WITH_ANSWER], settles[SETTLED_WITH_ANSWER:]
+        actions = [store.put_action(item, "attribute_not_exists(pk)"), outbox_put]
+        if not store.transact(actions + [_settle_action(r) for r in now]):
+            return False
+        self.settle_replies(later)
+        return True
+
+    # --- the replies waiting for an answer ------------------------------------------------------
+    def waiting_replies(self, department: str | None, limit: int) -> WaitingPage:
+        """The replies waiting in a department's queue (None: every department's), oldest
+        first, up to `limit`: a Query of the sparse queue index."""
+        index, partition = (
+            ("gsi4", WAITING_ALL) if department is None else ("gsi1", WAITING + department)
+        )
+        kwargs: dict[str, Any] = {
+            "TableName": store.table_name(),
+            "IndexName": index,
+            "KeyConditionExpression": f"{index}pk = :p",
+            "ExpressionAttributeValues": store.values(p=partition),
+            "ScanIndexForward": True,
+        }
+        found: list[WaitingReply] = []
+        while True:
+            page = store.dynamodb().query(**{**kwargs, "Limit": limit + 1 - len(found)})
+            found += [_waiting_of_item(store.from_item(i)) for i in page.get("Items", [])]
+            if len(found) > limit or "LastEvaluatedKey" not in page:
+                return WaitingPage(found[:limit], len(found) > limit)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def waiting_of(self, patient_id: str) -> list[WaitingReply]:
+        """This patient's replies still waiting (their conversation, one partition)."""
+        return [
+            _waiting_of_item(item)
+            for item in items_of(patient_id, "CONV#")
+            if "gsi4pk" in item or "gsi1pk" in item
+        ]
+
+    def settle_replies(self, replies: Sequence[WaitingReply]) -> int:
+        """Take replies off the queue; returns how many were still there to take."""
+        settled = 0
+        for reply in replies:
+            if store.transact([_settle_action(reply, if_waiting=True)]):
+                settled += 1
+        return settled
 
     # --- schedules ------------------------------------------------------------------------------
     def take_lease(self, name: str, owner: str, now: datetime, hold: timedelta) -> bool:

@@ -44,10 +44,19 @@ from sotong.recall.repository import (
     DynamoPatientRepository,
     PatientRepository,
     TouchpointMove,
+    WaitingReply,
 )
 
 TimeLeft = Callable[[], float]
 """seconds the caller may still run (a Lambda context's remaining time)"""
+Triage = Callable[[str], tuple[str, tuple[str, ...]]]
+"""a reply's urgency (critical | high | normal) and the phrases that decided it: the complaint
+classifier, wired by the function (recall never imports complaints)"""
+FLAGGED = ("critical", "high")
+"""urgencies that pin a waiting reply on top: the ones the second opinion turns into a complaint"""
+URGENCY_ORDER = {"critical": 0, "high": 1, "normal": 2}
+WAITING_SHOWN = 200
+RECENT_TOUCHPOINTS = 5
 FIRST_LOOKBACK = timedelta(days=1)
 REPLY_WINDOW = timedelta(days=30)
 CONVERSION_WINDOW = timedelta(days=60)
@@ -495,7 +504,13 @@ class RecallDesk:
         message = self._conversation_message(
             "in", text, "patient", latest.id, at, provider_message_id
         )
-        if not self.patients.add_message(patient.id, message, inbound_id=provider_message_id):
+        tag = self.hospital.treatment_tag(latest.tag)
+        if not self.patients.add_message(
+            patient.id,
+            message,
+            inbound_id=provider_message_id,
+            waiting_in=tag.department if tag else "",  # waits for an answer in its department
+        ):
             return {**answer, "duplicate": True}
         if text.strip() in ("1", "1번", "예약"):
             answer["converted"] = self._convert_latest(
@@ -569,6 +584,72 @@ class RecallDesk:
             variables={"hospital": self.hospital.sender.display_name, "message": text},
             refs={"patient": pid},
         )
-        if not self.patients.add_answer(self.hospital.hospital_id, pid, message, request):
+        waiting = self.patients.waiting_of(pid)
+        if not self.patients.add_answer(
+            self.hospital.hospital_id, pid, message, request, settles=waiting
+        ):
             raise Conflict("the answer could not be stored; send it again")
         return self.conversation(pid)
+
+    # --- the replies waiting for an answer ------------------------------------------------------
+    def waiting(
+        self, department: str | None, triage: Triage, limit: int = WAITING_SHOWN
+    ) -> dict[str, Any]:
+        """The replies waiting in a department's queue (None: every department's): those the
+        triage finds critical or high first (harm after a procedure: bleeding, swelling, fever),
+        then oldest first; each with its patient, the tag's consultation manual and the
+        patient's recent touchpoints. Reads the queue index, the patients in one batch and one
+        partition query per patient shown."""
+        page = self.patients.waiting_replies(department, limit)
+        patients = self.patients.patients({r.patient_id for r in page.replies})
+        touchpoints: dict[str, list[Touchpoint]] = {}
+        items = []
+        for reply in page.replies:
+            patient = patients.get(reply.patient_id)
+            if patient is None:
+                continue  # erased between the two reads
+            if reply.patient_id not in touchpoints:
+                touchpoints[reply.patient_id] = self.patients.touchpoints(reply.patient_id)
+            items.append(self._waiting_item(reply, patient, touchpoints[reply.patient_id], triage))
+        items.sort(key=lambda i: (URGENCY_ORDER.get(i["urgency"], 2), i["message"]["at"]))
+        return {
+            "replies": items,
+            "flagged": sum(1 for i in items if i["flagged"]),
+            "more": page.more,
+        }
+
+    def _waiting_item(
+        self, reply: WaitingReply, patient: Patient, touchpoints: list[Touchpoint], triage: Triage
+    ) -> dict[str, Any]:
+        message = reply.message
+        urgency, matched = triage(message.text)
+        if URGENCY_ORDER.get(message.urgency or "", 2) < URGENCY_ORDER.get(urgency, 2):
+            urgency = str(message.urgency)  # the second opinion found it more urgent
+        about = next((t for t in touchpoints if t.id == message.touchpoint), None)
+        sent = [t for t in touchpoints if t.status in ("queued", "converted", "cancelled")]
+        recent = sorted(sent, key=lambda t: t.updated_at or t.sent_at, reverse=True)
+        tag = self.hospital.treatment_tag(about.tag) if about else None
+        return {
+            "patient": {"id": patient.id, "name": patient.name, "chart_no": patient.chart_no},
+            "message": message.to_item(),
+            "department": reply.department or None,
+            "urgency": urgency,
+            "flagged": urgency in FLAGGED,
+            "matched": list(matched),
+            "complaint_id": message.complaint_id,
+            "manual": {"tag": tag.id, "name": tag.name, "text": tag.manual} if tag else None,
+            "about": about.to_item() if about else None,
+            "recent_touchpoints": [t.to_item() for t in recent[:RECENT_TOUCHPOINTS]],
+        }
+
+    def settle(self, pid: str, outcome: str, by: str) -> dict[str, Any]:
+        """Staff mark the patient's waiting replies handled (nothing to answer) or converted
+        (the reply led to a booking: the latest recall sent is marked converted too)."""
+        self._patient(pid)
+        settled = self.patients.settle_replies(self.patients.waiting_of(pid))
+        converted = (
+            self._convert_latest(pid, f"marked converted by {by}")
+            if outcome == "converted"
+            else None
+        )
+        return {"patient_id": pid, "outcome": outcome, "settled": settled, "converted": converted}

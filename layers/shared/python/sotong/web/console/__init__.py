@@ -39,6 +39,11 @@ ASSETS: dict[str, tuple[str, str]] = {
     "signin.js": ("signin.js", JS),
     "inbox.js": ("inbox.js", JS),
     "complaint.js": ("complaint.js", JS),
+    "recall.js": ("recall.js", JS),
+    "replies.js": ("replies.js", JS),
+    "patients.js": ("patients.js", JS),
+    "campaigns.js": ("campaigns.js", JS),
+    "reports.js": ("reports.js", JS),
     # copied from npm by `make console` (its SHA-256 checked against vendor.sha256)
     "chart.umd.js": ("vendor/chart.umd.js", JS),
 }
@@ -130,6 +135,17 @@ def settings(
         "answer_templates": [
             {"id": t.id, "title": t.title, "text": t.text}
             for t in hospital.complaints.answer_templates
+        ],
+        # the campaigns screen: segments by tag, and the marketing templates it may send; the
+        # patients screen: the tags a treatment is recorded with
+        "treatment_tags": [
+            {"id": t.id, "name": t.name, "department": t.department}
+            for t in hospital.treatment_tags
+        ],
+        "marketing_templates": [
+            {"id": t.id, "channel": t.channel, "excerpt": t.text.splitlines()[0][:60]}
+            for t in hospital.templates
+            if t.purpose == "marketing"
         ],
     }
     if auth["mode"] == "local":

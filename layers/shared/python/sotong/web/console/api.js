@@ -37,7 +37,7 @@ export class ApiError extends Error {
 
 export const events = new EventTarget(); // 'signed-out' when the API refuses the token
 
-export async function api(path, { method = 'GET', query, body } = {}) {
+export async function api(path, { method = 'GET', query, body, headers: extra } = {}) {
   const url = new URL(path.replace(/^\//, ''), ROOT);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== '') url.searchParams.set(name, value);
@@ -47,7 +47,7 @@ export async function api(path, { method = 'GET', query, body } = {}) {
     events.dispatchEvent(new Event('signed-out'));
     throw new ApiError(401, { message: 'not signed in' });
   }
-  const headers = { Authorization: `Bearer ${bearer}`, Accept: 'application/json' };
+  const headers = { ...(extra || {}), Authorization: `Bearer ${bearer}`, Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let answer;
   try {

@@ -20,8 +20,12 @@ import { ROLES } from './labels.js';
 import { screen as signin } from './signin.js';
 import { screen as inbox } from './inbox.js';
 import { screen as complaint } from './complaint.js';
+import { screen as replies } from './replies.js';
+import { screen as patients } from './patients.js';
+import { screen as campaigns } from './campaigns.js';
+import { screen as reports } from './reports.js';
 
-export const SCREENS = [signin, inbox, complaint];
+export const SCREENS = [signin, inbox, complaint, replies, patients, campaigns, reports];
 
 const main = document.getElementById('main');
 let config = null;

@@ -19,6 +19,7 @@ async function fetchAll(ctx) {
     state: filters.state,
     department: filters.department,
     urgency: filters.urgency,
+    channel: filters.channel,
     from: filters.from,
     to: filters.to ? `${filters.to}T23:59:59Z` : '',
     limit: 100,
@@ -121,7 +122,7 @@ export const screen = {
 
     function draw() {
       const now = serverNow();
-      const shown = latest.filter((item) => !filters.channel || item.channel === filters.channel);
+      const shown = latest;
       const critical = overdueFirst(shown.filter(pinned), now);
       const rest = overdueFirst(shown.filter((item) => !pinned(item)), now);
       banner.hidden = critical.length === 0;

@@ -57,6 +57,11 @@ export const TEMPLATE = {
   complaint_survey: '만족도 조사',
   staff_reply: '직원 답변',
   staff_alert: '직원 알림',
+  staff_critical: '긴급 호출(당직)',
+  staff_routed: '부서 배정 알림',
+  staff_routed_email: '부서 배정 알림(메일)',
+  staff_digest: '부서 아침 현황',
+  staff_digest_email: '부서 아침 현황(메일)',
 };
 
 export const RECIPIENT = { patient: '환자', staff: '직원' };

@@ -1,0 +1,1 @@
+"""Integrated care plans and case conferences (seed 002): cases, agency activities, reviews."""

@@ -1,0 +1,1 @@
+"""The care network: partner clinics and pharmacies, night/holiday hours, referrals."""
