@@ -29,8 +29,6 @@ from sotong.notify import outbox, records
 from sotong.notify import reports as message_reports
 from sotong.observability import get_logger, get_metrics
 from sotong.phone import normalize_korean_phone
-from sotong.recall import reports as recall_reports
-from sotong.recall.repository import DynamoPatientRepository
 from sotong.resources import require_env
 from sotong.staff import Staff
 
@@ -40,7 +38,6 @@ metrics = get_metrics("staff_api")
 app = create_resolver("Sotong staff API", "For hospital staff; every call needs a staff sign-in")
 hospital = load_hospital()
 desk = ComplaintDesk(hospital, classifier_for(hospital))
-patients = DynamoPatientRepository()
 ComplaintId = Annotated[str, Path(pattern=r"^c[0-9a-f]{10,30}$", description="complaint id")]
 DATE = r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$"
 
@@ -163,13 +160,17 @@ def complaint_report(
 
 @app.get("/reports/recall", summary="Recall per treatment tag: due, sent, cancelled, converted")
 def recall_report(staff: SignedIn, period: Period, output: Format = "json") -> Any:
+    # imported here: the recall package is a third of this function's start, for a rare report
+    from sotong.recall import reports as recall_reports
+    from sotong.recall.repository import DynamoPatientRepository
+
     start, end = reports.period_bounds(period, hospital.zone)
     tags = {
         t.id: recall_reports.lookback_days([s.offset_parts for s in t.plan])
         for t in hospital.treatment_tags
         if staff.sees_department(t.department)
     }
-    report = recall_reports.build(period, start, end, tags, patients)
+    report = recall_reports.build(period, start, end, tags, DynamoPatientRepository())
     if output == "csv":
         names = {t.id: t.name for t in hospital.treatment_tags}
         rows = recall_reports.csv_rows(report, names)

@@ -313,6 +313,50 @@ def _day(stack: Running) -> list[str]:
     HTTP.get(f"{api}/inbox", params={"q": PHONE, "email": EMAIL}, headers=admin, timeout=10)
     HTTP.get(f"{api}/inbox", params={"recipient_phone": PHONE}, timeout=10)  # no token: 401
 
+    # The care modules: a programme code and a wrong one, a referral naming the other patient's
+    # child with the patient as guardian, a care case with the patient as its contact.
+    sent = HTTP.post(f"{api}/programmes/codes", json={"phone": PHONE}, timeout=10)
+    assert sent.status_code < 300, sent.text
+    wrong = HTTP.post(
+        f"{api}/programmes/healing_cafe/offers",
+        json={"phone": PHONE, "code": "000000"},
+        timeout=10,
+    )
+    assert 400 <= wrong.status_code < 500, wrong.text
+    referral = HTTP.post(
+        f"{api}/referrals",
+        json={
+            "child": {"birth_date": "2022-05-01", "name": OTHER_NAME},
+            "guardian": {"consent_to_contact": True, "name": NAME, "phone": PHONE},
+            "reason": "발열 이틀째, 수분 섭취 저하",
+            "urgency": "urgent",
+            "partner_id": "hanbit-peds",
+        },
+        headers=admin,
+        timeout=10,
+    )
+    assert referral.status_code < 300, referral.text
+    case = HTTP.post(
+        f"{api}/care/cases",
+        json={
+            "consent_to_contact": True,
+            "contact": {"name": NAME, "phone": PHONE, "relation": "self"},
+            "department": "dental",
+            "name": NAME,
+            "summary": "홀몸 어르신, 주 3회 외래 치료 후 어지럼증",
+        },
+        headers=admin,
+        timeout=10,
+    )
+    assert case.status_code < 300, case.text
+    bad_case = HTTP.post(
+        f"{api}/care/cases",
+        json={"contact": {"name": NAME, "phone": PHONE + "x"}, "name": NAME},
+        headers=admin,
+        timeout=10,
+    )
+    assert 400 <= bad_case.status_code < 500, bad_case.text
+
     # The queue consumers send what the day queued (acknowledgements, replies, outcomes).
     time.sleep(4)
     HTTP.get(f"{api}/_local/outbox", timeout=10)
