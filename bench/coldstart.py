@@ -4,8 +4,13 @@ Each run starts a new interpreter that imports the function's module (what Lambd
 does, our imports and module-level setup included) and prints the milliseconds it took. Beside
 the functions, the same method measures a floor: `import boto3` plus one DynamoDB client, what a
 function that talks to DynamoDB pays once, at init or else on its first request (the row notes
-how many AWS clients a function made at init). Runs go round-robin over the targets, so a slow
-spell on the machine hits every target alike; the table shows medians and ratios to the floor.
+how many AWS clients a function made at init). Two more references: the floor with the garbage
+collector paused, as every function runs its init (`sotong.init_phase`), and the stack an HTTP
+function stands on (boto3, pydantic and Powertools' event handler with validation, the collector
+paused) before any of our code.
+Runs go round-robin over the targets, so a slow spell on the machine hits every target alike; the
+table shows medians, and each ratio is the median over rounds of the function's time over the
+floor's in the same round (a slow round cancels out instead of moving the ratio).
 
 The child sees what a deployed function sees: fake credentials in ap-northeast-2, every table and
 queue variable of `sotong.resources`, and the hospital config as JSON (as the config layer ships
@@ -22,11 +27,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core import Options, Row, percentile, suite, summary
-from sotong.resources import FUNCTIONS, HASH_KEY_ENV, QUEUES, TABLES, Function
+from sotong.resources import (
+    FUNCTIONS,
+    HASH_KEY_ENV,
+    QUEUES,
+    RUNTIME_ENVIRONMENT,
+    TABLES,
+    Function,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = ROOT / "functions"
@@ -56,6 +68,15 @@ print(json.dumps({{
 }}))
 """
 FLOOR_BODY = 'import boto3\nclient = boto3.client("dynamodb")'
+PAUSED = "import gc\ngc.disable()\n"
+"""what `sotong.init_phase` does first in every function"""
+STACK_BODY = (
+    PAUSED + "import boto3\n"
+    "from pydantic import BaseModel, Field\n"
+    "from aws_lambda_powertools import Logger, Metrics\n"
+    "from aws_lambda_powertools.event_handler import APIGatewayRestResolver\n"
+    "APIGatewayRestResolver(enable_validation=True)"
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,8 @@ class Target:
 class Samples:
     ms: list[float]
     errors: list[str]
+    rounds: list[int] = field(default_factory=list)
+    """the round of each of `ms` (the floor's time in the same round gives its ratio)"""
     yaml_imported: bool = False
     boto3_imported: bool = False
     modules: int = 0
@@ -101,13 +124,15 @@ def module_path(fn: Function) -> Path | None:
 
 
 def write_config_json(directory: Path) -> Path:
-    """The demo hospital as the config layer ships it: JSON, validated once here."""
+    """The demo hospital as the config layer ships it: JSON, and the object validated here."""
     from sotong.complaints import rulebook
     from sotong.config import load_hospital_file
+    from sotong.config.loader import write_validated
 
     config = load_hospital_file(DEMO_HOSPITAL)
     path = directory / "config.json"
     path.write_text(json.dumps(config.model_dump(mode="json"), ensure_ascii=False), "utf-8")
+    write_validated(config, path)
     (directory / "rules.json").write_text(rulebook.compose(config).to_json(), "utf-8")
     return path
 
@@ -131,6 +156,7 @@ def base_environment(config_path: Path) -> dict[str, str]:
         "SOTONG_RULES_PATH": str(config_path.parent / "rules.json"),
         "POWERTOOLS_METRICS_NAMESPACE": "Sotong",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        **RUNTIME_ENVIRONMENT,
     }
     for table in TABLES:
         env[table.env] = f"sotong-demo-{table.name}"
@@ -212,6 +238,7 @@ def measure(targets: list[Target], options: Options, cwd: Path) -> dict[str, Sam
                 continue
             if counted:
                 got.ms.append(result.ms)
+                got.rounds.append(round_number)
                 got.yaml_imported |= result.yaml_imported
                 got.boto3_imported |= result.boto3_imported
                 got.modules = result.modules
@@ -227,7 +254,9 @@ def coldstart(options: Options) -> list[Row]:
         base = base_environment(write_config_json(workdir))
         interpreter = Target("interpreter start", "pass", base, wall=True)
         floor = Target("floor", FLOOR_BODY, base)
-        targets = [interpreter, floor]
+        paused = Target("paused floor", PAUSED + FLOOR_BODY, base)
+        stack = Target("stack", STACK_BODY, base)
+        targets = [interpreter, floor, paused, stack]
         for fn in functions:
             path = module_path(fn)
             if path is None:
@@ -239,18 +268,27 @@ def coldstart(options: Options) -> list[Row]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    floor_ms = statistics.median(samples["floor"].ms) if samples["floor"].ms else None
+    floor_by_round = dict(zip(samples["floor"].rounds, samples["floor"].ms, strict=True))
     rows = [
         _interpreter_row(samples[interpreter.name]),
-        _row(
-            floor,
-            samples[floor.name],
-            floor_ms,
-            label="floor: import boto3 + dynamodb client",
-        ),
+        _row(floor, samples[floor.name], floor_by_round, label=FLOOR_LABEL),
+        _row(paused, samples[paused.name], floor_by_round, label=PAUSED_LABEL),
+        _row(stack, samples[stack.name], floor_by_round, label=STACK_LABEL),
     ]
-    rows += [_row(t, samples[t.name], floor_ms) for t in targets[2:]]
+    rows += [_row(t, samples[t.name], floor_by_round) for t in targets[4:]]
     return rows
+
+
+FLOOR_LABEL = "floor: import boto3 + dynamodb client"
+PAUSED_LABEL = "floor, collector paused (as functions)"
+STACK_LABEL = "stack: boto3 + pydantic + Powertools API"
+
+
+def ratio_to_floor(got: Samples, floor_by_round: dict[int, float]) -> float | None:
+    """The median, over the rounds both ran in, of the target's time over the floor's."""
+    pairs = zip(got.rounds, got.ms, strict=True)
+    ratios = [ms / floor_by_round[r] for r, ms in pairs if r in floor_by_round]
+    return statistics.median(ratios) if ratios else None
 
 
 def _interpreter_row(got: Samples) -> Row:
@@ -262,7 +300,7 @@ def _interpreter_row(got: Samples) -> Row:
     return Row(SUITE, name, round(statistics.median(got.ms), 1), "ms", note, summary(got.ms))
 
 
-def _row(target: Target, got: Samples, floor_ms: float | None, label: str = "") -> Row:
+def _row(target: Target, got: Samples, floor_by_round: dict[int, float], label: str = "") -> Row:
     name = label or target.name
     if target.code is None:
         return Row(SUITE, name, None, "ms", target.missing, {"status": "missing"})
@@ -272,8 +310,9 @@ def _row(target: Target, got: Samples, floor_ms: float | None, label: str = "") 
     stats = summary(got.ms)
     median = statistics.median(got.ms)
     parts = []
-    if floor_ms:
-        ratio = median / floor_ms
+    ratio = ratio_to_floor(got, floor_by_round)
+    if ratio is not None:
+        floor_ms = statistics.median(floor_by_round.values())
         stats["ratio_to_floor"] = round(ratio, 2)
         stats["over_floor_ms"] = round(median - floor_ms, 1)
         parts.append(f"{ratio:.2f}x floor" if target.name != "floor" else "1.00x (the floor)")

@@ -3,6 +3,9 @@ Task statuses), case conferences whose decisions become activities, follow-up re
 and the FHIR export. Hospital staff run cases and conferences; an agency user sees and updates
 only its own activities (anything else is not found)."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -129,3 +132,6 @@ def reviews(staff: SignedIn) -> dict[str, Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+init_phase.finished()

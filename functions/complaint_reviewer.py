@@ -2,6 +2,9 @@
 to a recall message (`sotong.complaints.review`). A record that fails is reported as the
 batch's first failure, so the stream retries from there; everything it writes is idempotent."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -46,3 +49,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if outcomes.get("raised") or outcomes.get("complaint"):
         logger.warning("second opinion raised urgency", extra=outcomes)
     return {"batchItemFailures": []}
+
+
+init_phase.finished()

@@ -2,6 +2,9 @@
 as HSDS 3 and FHIR, referrals between partners and the hospital (partners see only their own
 organisation's), and the monthly network report."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -147,3 +150,6 @@ def report(
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+init_phase.finished()

@@ -1,11 +1,13 @@
 """SQS consumer: a batch of message requests, sent in provider batches; each request that must
 come back later is reported alone (partial batch response) with its own visibility delay."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -56,17 +58,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures: list[dict[str, str]] = []
     batch: list[Incoming] = []
     handles: dict[str, str] = {}
-    for record in SQSEvent(event).records:
+    # SQS's record shape read as it comes: importing Powertools' SQSEvent loads all of its
+    # event data classes (some forty modules) at init, for four fields
+    for record in event.get("Records") or []:
+        message_id = record["messageId"]
         try:
-            request = MessageRequest.model_validate_json(record.body)
+            request = MessageRequest.model_validate_json(record["body"])
         except ValidationError as error:
             metrics.add_metric(name="MessageUnreadable", unit="Count", value=1)
             logger.error("unreadable message request", errors=error.error_count())
-            failures.append({"itemIdentifier": record.message_id})
+            failures.append({"itemIdentifier": message_id})
             continue
-        receives = int(record.attributes.approximate_receive_count or 1)
-        batch.append(Incoming(record.message_id, request, receives))
-        handles[record.message_id] = record.receipt_handle
+        receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+        batch.append(Incoming(message_id, request, receives))
+        handles[message_id] = record["receiptHandle"]
     sender = BatchSender(
         hospital,
         providers,
@@ -92,3 +97,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         statuses=sorted({o.status for o in outcomes.values()}),
     )
     return {"batchItemFailures": failures}
+
+
+init_phase.finished()

@@ -2,6 +2,9 @@
 queue, then the item is deleted. A record SQS did not take is reported as the batch's first
 failure, so the stream retries from there (a request published twice is claimed once)."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -32,3 +35,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="OutboxPublishFailed", unit="Count", value=len(failed))
     logger.info("outbox relayed", published=len(published), failed=len(failed))
     return {"batchItemFailures": [{"itemIdentifier": failed[0]}] if failed else []}
+
+
+init_phase.finished()

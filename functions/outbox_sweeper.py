@@ -1,6 +1,9 @@
 """Scheduled every minute: publishes outbox items older than a minute that the stream relay
 did not (a relay outage, a stream retry that ran out): the outbox's safety net."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,3 +26,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if found:
         logger.warning("outbox items left by the relay", found=found, published=published)
     return {"found": found, "published": published}
+
+
+init_phase.finished()

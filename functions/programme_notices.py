@@ -2,6 +2,9 @@
 feedback question the day after (to those who came). Each is a conditional mark on the sign-up
 written with its outbox item, so a rerun, or two runs at once, sends it once."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -26,3 +29,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ProgrammeFeedbackQueued", unit="Count", value=report.feedback)
     logger.info("programme notices", **report.as_dict())
     return report.as_dict()
+
+
+init_phase.finished()

@@ -2,6 +2,9 @@
 sessions that avoid the patient's own treatment days, sign up, cancel) and the staff routes
 (sign-ups and attendance per programme, recording attendance, the FHIR / HSDS export)."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from datetime import date
 from typing import Annotated, Any
 
@@ -161,3 +164,6 @@ def export(staff: SignedIn, programme_id: ProgrammeId) -> dict[str, Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+init_phase.finished()

@@ -2,6 +2,9 @@
 metric (원); the alarm provider-balance-low pages below `sender.balance_alarm_krw`, or when no
 balance could be read for two hours (docs/alarms.md#provider-balance-low)."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -45,3 +48,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "point": balance.point,
         "low": low,
     }
+
+
+init_phase.finished()

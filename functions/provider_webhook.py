@@ -1,5 +1,8 @@
 """Provider callbacks, signature-verified: delivery reports, inbound SMS/KakaoTalk and opt-outs."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -97,3 +100,6 @@ def inbound() -> dict[str, Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+init_phase.finished()

@@ -1,5 +1,8 @@
 """Public HTTP API: what patients reach without a staff sign-in (complaints, tracking, surveys)."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 import os
 from functools import cache
 from importlib import resources
@@ -191,3 +194,6 @@ def console_asset(page: Annotated[str, Path(max_length=40)]) -> Response[Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+init_phase.finished()

@@ -1,6 +1,9 @@
 """Staff HTTP API for recall: patients, treatments and their planned touchpoints, bookings and
 visits, pauses, erasure, and the conversation with a patient beside the tag's manual."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 import base64
 from typing import Annotated, Any
 
@@ -8,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sotong import clock, erasure
+from sotong import clock
 from sotong.api import SignedIn, create_resolver, resolve
 from sotong.complaints.classify import classifier_for
 from sotong.config import load_hospital
@@ -152,6 +155,8 @@ def pause(staff: SignedIn, patient_id: PatientId, change: PauseChange) -> dict[s
 def erase(staff: SignedIn, patient_id: PatientId) -> dict[str, Any]:
     if staff.role != "cs_admin":
         raise Forbidden("only the customer-service admin (cs_admin) may erase a patient")
+    from sotong import erasure  # it reaches every module's records: only this route needs it
+
     # the erasure report: what went, by kind (counts only), and the anonymous counts kept
     report = erasure.erase_patient(hospital.hospital_id, patient_id, staff.username)
     return {"erased": patient_id, **report.as_dict()}
@@ -324,3 +329,6 @@ def import_treatments(
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+init_phase.finished()

@@ -2,6 +2,9 @@
 `queued` marks), checking cancellation rules as it goes; one run at a time, stopping before its
 timeout with the watermark where it got to."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,3 +36,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="RecallDispatchCutShort", unit="Count", value=1)
     logger.info("recall dispatch", **report.as_dict())
     return report.as_dict()
+
+
+init_phase.finished()

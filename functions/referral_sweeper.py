@@ -1,6 +1,9 @@
 """Scheduled: pages the on-call contact for each urgent referral left unanswered past its time
 (`network.accept_within_minutes`), once per referral."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,3 +28,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ReferralsEscalated", unit="Count", value=report["escalated"])
     logger.info("referral sweep done", escalated=report["escalated"])
     return report
+
+
+init_phase.finished()

@@ -1,6 +1,9 @@
 """Staff HTTP API (behind the Cognito authorizer): complaints inbox and handling, message records,
 reports and the sandbox outbox. Department staff see their department only; cs_admin sees all."""
 
+from sotong import init_phase  # first: init runs with the garbage collector paused
+
+# isort: split
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -241,3 +244,6 @@ def list_messages(
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+init_phase.finished()

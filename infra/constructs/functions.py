@@ -25,11 +25,13 @@ from infra.nag import acknowledge
 from infra.naming import pascal, physical
 from sotong.complaints import rulebook
 from sotong.complaints.classify import BEDROCK_MODEL_ENV
+from sotong.config.loader import write_validated
 from sotong.config.schema import HospitalConfig, SecretRef
 from sotong.notify.providers.factory import SES_CONFIGURATION_SET_ENV
 from sotong.resources import (
     FUNCTIONS,
     HASH_KEY_ENV,
+    RUNTIME_ENVIRONMENT,
     Function,
     Grant,
     StreamTrigger,
@@ -102,12 +104,14 @@ def build_shared_layer(build_dir: Path) -> Path:
 
 
 def write_config_layer(config: HospitalConfig, build_dir: Path) -> Path:
-    """Write the validated config where the layer puts it at run time: /opt/hospital/config.json."""
+    """Write the validated config where the layer puts it at run time: /opt/hospital/config.json,
+    and beside it the same object pickled, which the functions load (`load_hospital`)."""
     layer_dir = build_dir / "hospital-config" / config.hospital_id
     target = layer_dir / "hospital" / "config.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=2, sort_keys=True)
     target.write_text(text + "\n", encoding="utf-8")
+    write_validated(config, target)
     # the shipped rules merged with the hospital's: functions read JSON, never YAML
     book = rulebook.checked(config, f"hospitals/{config.hospital_id}")
     (target.parent / "rules.json").write_text(book.to_json(), encoding="utf-8")
@@ -188,6 +192,7 @@ class Functions(Construct):
             "POWERTOOLS_SERVICE_NAME": spec.name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            **RUNTIME_ENVIRONMENT,
         }
         environment.update(self._grant_data(spec, role))
         self._grant_secrets(spec, role)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sotong import keys, resources
 from sotong.masking import mask_url
-from sotong.resources import Function, Queue, Route, Table
+from sotong.resources import RUNTIME_ENVIRONMENT, Function, Queue, Route, Table
 from sotong_local import aws, events, schedules
 from sotong_local.gateway import Gateway, GatewayServer, Reply
 from sotong_local.lambdas import Handler, Runtime
@@ -118,6 +118,7 @@ class LocalStack:
                         "POWERTOOLS_METRICS_NAMESPACE", "Sotong"
                     ),
                     "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
+                    **RUNTIME_ENVIRONMENT,
                 }
             )
             self._set_env(

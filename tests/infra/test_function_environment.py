@@ -8,7 +8,7 @@ import pytest
 
 from sotong.complaints.classify import BEDROCK_MODEL_ENV
 from sotong.notify.providers.factory import SES_CONFIGURATION_SET_ENV
-from sotong.resources import FUNCTIONS, Function
+from sotong.resources import FUNCTIONS, RUNTIME_ENVIRONMENT, Function
 from tests.infra import cfn
 from tests.infra.conftest import HOSPITAL, Synth
 
@@ -19,6 +19,7 @@ EVERY_FUNCTION = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
+    *RUNTIME_ENVIRONMENT,
 }
 
 

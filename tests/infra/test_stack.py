@@ -157,6 +157,7 @@ def _expected_environment(template: dict[str, Any], spec: Function) -> dict[str,
         "POWERTOOLS_SERVICE_NAME": spec.name,
         "POWERTOOLS_METRICS_NAMESPACE": "Sotong",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
     for table in TABLES:
         if table.name in spec.tables:

@@ -199,11 +199,11 @@ def test_in_aws_the_page_may_also_fetch_the_cognito_domain(env: dict[str, str]) 
 
 
 def test_answer_templates_are_the_hospitals_and_default_when_left_out() -> None:
-    from sotong.config.schema import DEFAULT_ANSWER_TEMPLATES, ComplaintSettings
+    from sotong.config.schema import ComplaintSettings, default_answer_templates
 
     settings = ComplaintSettings(default_department="customer_service")
-    assert settings.answer_templates == DEFAULT_ANSWER_TEMPLATES
-    assert any("답답하셨겠네요" in t.text for t in DEFAULT_ANSWER_TEMPLATES)
+    assert settings.answer_templates == default_answer_templates()
+    assert any("답답하셨겠네요" in t.text for t in settings.answer_templates)
     with pytest.raises(ValueError, match="ids used twice"):
         ComplaintSettings(
             default_department="customer_service",

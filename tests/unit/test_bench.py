@@ -24,14 +24,16 @@ def test_coldstart_rows_for_the_floor_and_one_function(rows: list[Row]) -> None:
     assert [row.name for row in rows] == [
         "interpreter start (python -c pass)",
         "floor: import boto3 + dynamodb client",
+        "floor, collector paused (as functions)",
+        "stack: boto3 + pydantic + Powertools API",
         "public_api",
     ]
     for row in rows:
         assert row.suite == "coldstart"
         assert row.unit == "ms"
         json.dumps(row.as_dict())
-    interpreter, floor, function = rows
-    for measured in (interpreter, floor):
+    interpreter, floor, paused, stack, function = rows
+    for measured in (interpreter, floor, paused, stack):
         assert isinstance(measured.value, float)
         assert measured.value > 0
         assert measured.stats["runs"] == 1

@@ -33,6 +33,10 @@ every function with `hash_key`."""
 SenderSecret = Literal["kakao_sender_key", "provider_credentials", "webhook_secret"]
 """The hospital config's secret references (`sender.<name>`, see `HospitalConfig.secret_refs`)."""
 Auth = Literal["public", "staff"]
+RUNTIME_ENVIRONMENT: Mapping[str, str] = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+"""Set on every function (the CDK stack, the local stack, `make bench`). Sotong uses no pydantic
+plugin, and without this the first model pydantic builds reads the entry points of every
+installed distribution to look for one: milliseconds of each cold start."""
 
 
 @dataclass(frozen=True)

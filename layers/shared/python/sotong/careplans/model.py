@@ -16,7 +16,7 @@ MAX_ACTIVITIES_PER_CASE = 20
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
 
 class CaseContact(_Body):

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
+from copy import deepcopy
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sotong.config.schema import HospitalConfig
 
 CONFIG_PATH_ENV = "SOTONG_HOSPITAL_CONFIG"
 LAYER_CONFIG_PATH = "/opt/hospital/config.json"
+VALIDATED_SUFFIX = ".validated.pickle"
+"""Beside the layer's config.json: the same config, validated when the layer was built."""
 SHIPPED_HOSPITALS = Path(__file__).resolve().parents[5] / "hospitals"
 """The checkout's `hospitals/` (only on a developer's or operator's machine: in a function the
 config is the layer's JSON, its network directory already read into it)."""
@@ -164,5 +168,55 @@ def hospital_files(directory: str | os.PathLike[str]) -> list[Path]:
 
 @lru_cache(maxsize=1)
 def load_hospital() -> HospitalConfig:
-    """The hospital this function serves: the layer's JSON in AWS, a file locally."""
-    return load_hospital_file(os.environ.get(CONFIG_PATH_ENV, LAYER_CONFIG_PATH))
+    """The hospital this function serves: the layer's config in AWS, a file locally.
+
+    The layer carries the config twice, written by one build from one validated object: as
+    JSON, and as that object pickled (`write_validated`). A function loads the pickle: building
+    the validators of some forty models and running them again costs 20-40 ms of every cold
+    start, and would only prove what the build proved. The pickle is as trusted as the code
+    beside it (both are the deployed layer, read-only). Without it, or if it cannot be read,
+    the JSON is validated as before; a config given as YAML or JSON alone always is."""
+    path = Path(os.environ.get(CONFIG_PATH_ENV, LAYER_CONFIG_PATH))
+    validated = _validated_path(path)
+    if validated.is_file():
+        try:
+            config = pickle.loads(validated.read_bytes())  # noqa: S301 - the layer's own
+        except Exception:  # any problem with it: validate the JSON instead
+            config = None
+        if isinstance(config, HospitalConfig):
+            return config
+    return load_hospital_file(path)
+
+
+def _validated_path(config_path: Path) -> Path:
+    return config_path.with_name(config_path.stem + VALIDATED_SUFFIX)
+
+
+class _SortedSet(set[str]):
+    """Pickled as a plain set of its items in sorted order (a set's order follows string
+    hashing, which differs per process): one config gives the same bytes in every build, so
+    the layer's asset hash changes only when the config does."""
+
+    def __reduce__(self) -> tuple[type[set[str]], tuple[list[str]]]:
+        return set, (sorted(self),)
+
+
+def _with_sorted_sets(value: Any) -> None:
+    if isinstance(value, BaseModel):
+        object.__setattr__(value, "__pydantic_fields_set__", _SortedSet(value.model_fields_set))
+        _with_sorted_sets(list(value.__dict__.values()))
+        _with_sorted_sets(list((value.__pydantic_extra__ or {}).values()))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _with_sorted_sets(item)
+    elif isinstance(value, dict):
+        _with_sorted_sets(list(value.values()))
+
+
+def write_validated(config: HospitalConfig, config_path: Path) -> Path:
+    """Write `config` beside `config_path` (the layer's config.json) for `load_hospital`."""
+    copy = deepcopy(config)
+    _with_sorted_sets(copy)
+    target = _validated_path(config_path)
+    target.write_bytes(pickle.dumps(copy, protocol=5))
+    return target

@@ -34,7 +34,9 @@ _CLOCK = re.compile(r"^([01]\d|2[0-4]):[0-5]\d$")
 class _Hsds(BaseModel):
     """An HSDS object: the fields named here are checked, any other is kept as it came."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        defer_build=True, extra="allow", frozen=True, str_strip_whitespace=True
+    )
 
 
 class HsdsPhone(_Hsds):
@@ -221,7 +223,9 @@ def _default_accept() -> dict[ReferralUrgency, int]:
 class NetworkSettings(BaseModel):
     """`network:` in a hospital config: where its partner directory is and how referrals run."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        defer_build=True, extra="forbid", frozen=True, str_strip_whitespace=True
+    )
 
     directory: str = Field(
         pattern=r"^[\w.-]+\.json$",

@@ -54,7 +54,9 @@ LocalTime = Annotated[time, BeforeValidator(_time_input)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        defer_build=True, extra="forbid", frozen=True, str_strip_whitespace=True
+    )
 
 
 class SessionRule(_Model):

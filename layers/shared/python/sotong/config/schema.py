@@ -110,7 +110,11 @@ def placeholders(text: str) -> list[str]:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # Validators are built when a config is first validated (synth, the CLI, the local stack),
+    # not at import: a function loads the build's validated config (`load_hospital`).
+    model_config = ConfigDict(
+        defer_build=True, extra="forbid", frozen=True, str_strip_whitespace=True
+    )
 
 
 class SecretRef(_Model):
@@ -343,29 +347,35 @@ class AnswerTemplate(_Model):
     text: str = Field(min_length=1, max_length=1000, description="the message it starts with")
 
 
-DEFAULT_ANSWER_TEMPLATES: tuple[AnswerTemplate, ...] = (
-    AnswerTemplate(
+_DEFAULT_ANSWERS: tuple[dict[str, str], ...] = (
+    dict(
         id="empathy",
         title="공감",
         text="많이 답답하셨겠네요. 말씀해 주셔서 감사합니다. 담당 부서에서 바로 확인하고 "
         "다시 연락드리겠습니다.",
     ),
-    AnswerTemplate(
+    dict(
         id="apology",
         title="사과",
         text="불편을 끼쳐 죄송합니다. 같은 일이 되풀이되지 않도록 담당 부서와 함께 살피겠습니다.",
     ),
-    AnswerTemplate(
+    dict(
         id="checking",
         title="확인 중",
         text="말씀하신 내용을 확인하고 있습니다. 확인되는 대로 바로 알려드리겠습니다.",
     ),
-    AnswerTemplate(
+    dict(
         id="thanks",
         title="감사",
         text="소중한 의견 감사합니다. 더 나은 병원이 되도록 반영하겠습니다.",
     ),
 )
+
+
+def default_answer_templates() -> tuple[AnswerTemplate, ...]:
+    """The answers a hospital gets when its config names none (built when a config is
+    validated: a model made at import would build its validator at every cold start)."""
+    return tuple(AnswerTemplate(**answer) for answer in _DEFAULT_ANSWERS)
 
 
 class ComplaintSettings(_Model):
@@ -388,7 +398,7 @@ class ComplaintSettings(_Model):
     )
     text_max_chars: int = Field(default=4000, ge=100, le=4000)
     answer_templates: tuple[AnswerTemplate, ...] = Field(
-        default=DEFAULT_ANSWER_TEMPLATES,
+        default_factory=default_answer_templates,
         max_length=50,
         description="saved answers the staff console offers in its reply box (an empty list: none)",
     )

@@ -16,7 +16,7 @@ Target = Literal["accepted", "in-progress", "completed", "rejected", "cancelled"
 
 
 class Child(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     name: Line = Field(min_length=1, max_length=50, description="the child's name")
     birth_date: date | None = Field(default=None, description="YYYY-MM-DD")
@@ -30,7 +30,7 @@ class Child(BaseModel):
 
 
 class Guardian(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     name: Line = Field(min_length=1, max_length=50)
     phone: MobilePhone = Field(description="mobile, e.g. 010-1234-5678: told of every step")
@@ -44,6 +44,7 @@ class ReferralIn(BaseModel):
     the hospital refers to a partner (`partner_id`)."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={
@@ -95,6 +96,7 @@ class StatusChange(BaseModel):
     or declines (`rejected`, with a `note`); the requesting side cancels."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={

@@ -28,7 +28,7 @@ DONE: frozenset[str] = TERMINAL | {"sent"}
 
 
 class Recipient(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     kind: Literal["patient", "staff"] = "patient"
     name: str | None = Field(default=None, max_length=50)
@@ -49,7 +49,7 @@ class Recipient(BaseModel):
 class MessageRequest(BaseModel):
     """One message to one recipient; `idempotency_key` is the business key (never twice)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     idempotency_key: str = Field(min_length=1, max_length=200)
     recipient: Recipient

@@ -10,7 +10,7 @@ from sotong.fields import Line, MobilePhone, StrictBool
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
 
 class CodeRequest(_Body):

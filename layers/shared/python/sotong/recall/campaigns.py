@@ -95,7 +95,7 @@ COUNTERS = (
 
 
 class CampaignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
     name: Line = Field(min_length=1, max_length=100, examples=["2026 겨울 스케일링 안내"])
     segment: Segment
@@ -108,7 +108,7 @@ class CampaignRequest(BaseModel):
 
 
 class CampaignPreview(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
     segment: Segment
     template_id: Line = Field(min_length=1, max_length=40, examples=["scaling_next_step"])

@@ -13,7 +13,7 @@ from sotong.fields import ContactEmail, Line, MobilePhone, StrictBool, Text
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
 
 class Consents(_Body):

@@ -42,7 +42,7 @@ MAX_PAGE = 200
 class Segment(BaseModel):
     """Patients of one treatment tag. Dates are local (hospital time zone) calendar days."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=True)
 
     tag: Line = Field(
         min_length=1,
