@@ -264,6 +264,8 @@ def coldstart(options: Options) -> list[Row]:
                 targets.append(Target(fn.name, None, {}, missing=missing))
             else:
                 targets.append(Target(fn.name, function_body(fn), function_environment(base, fn)))
+        uncompiled = _uncompiled(functions, base, workdir)
+        targets += uncompiled
         samples = measure(targets, options, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -277,6 +279,27 @@ def coldstart(options: Options) -> list[Row]:
     ]
     rows += [_row(t, samples[t.name], floor_by_round) for t in targets[4:]]
     return rows
+
+
+UNCOMPILED = "public_api"
+"""the function also measured as Lambda runs it from code shipped without bytecode"""
+
+
+def _uncompiled(functions: list[Function], base: dict[str, str], workdir: Path) -> list[Target]:
+    """`UNCOMPILED` from a copy of our code without `__pycache__`, writing none: how it starts
+    when the build had no interpreter of the runtime's version (`compile_bytecode`), since
+    Lambda's code directories are read-only (boto3 and the other packages keep theirs)."""
+    fn = next((f for f in functions if f.name == UNCOMPILED), None)
+    if fn is None or module_path(fn) is None:
+        return []
+    copy = workdir / "uncompiled"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(FUNCTIONS_DIR, copy / "functions", ignore=ignore)
+    shutil.copytree(LAYER_DIR / "sotong", copy / "layer" / "sotong", ignore=ignore)
+    env = function_environment(base, fn)
+    env["PYTHONPATH"] = os.pathsep.join([str(copy / "functions"), str(copy / "layer")])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return [Target(f"{fn.name} without bytecode", function_body(fn), env)]
 
 
 FLOOR_LABEL = "floor: import boto3 + dynamodb client"

@@ -27,12 +27,13 @@ def test_coldstart_rows_for_the_floor_and_one_function(rows: list[Row]) -> None:
         "floor, collector paused (as functions)",
         "stack: boto3 + pydantic + Powertools API",
         "public_api",
+        "public_api without bytecode",
     ]
     for row in rows:
         assert row.suite == "coldstart"
         assert row.unit == "ms"
         json.dumps(row.as_dict())
-    interpreter, floor, paused, stack, function = rows
+    interpreter, floor, paused, stack, function, uncompiled = rows
     for measured in (interpreter, floor, paused, stack):
         assert isinstance(measured.value, float)
         assert measured.value > 0
@@ -46,6 +47,7 @@ def test_coldstart_rows_for_the_floor_and_one_function(rows: list[Row]) -> None:
         assert "x floor" in function.note
         assert isinstance(function.stats["ratio_to_floor"], float)
         assert "yaml_imported" not in function.stats, "the function read YAML: it must read JSON"
+        assert "x floor" in uncompiled.note, uncompiled.note
 
 
 def test_table_has_aligned_columns(rows: list[Row]) -> None:
