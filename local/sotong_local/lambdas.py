@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sotong import init_phase
 from sotong.clock import OFFSET_ENV
 from sotong.masking import mask_text
 from sotong.resources import Function
@@ -200,6 +201,7 @@ class Runtime:
                 continue
             self.loaded[name] = handler
             log.debug("imported %s in %.0f ms", name, (time.perf_counter() - started) * 1000)
+        init_phase.finished()  # even if a module failed before its own last line resumed it
 
     def available(self, name: str) -> bool:
         return name in self.loaded
