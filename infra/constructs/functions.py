@@ -99,8 +99,8 @@ def compile_bytecode(directory: Path, shown_as: str, interpreter: str | None) ->
     """Compile every module under `directory` into its `__pycache__`, with hash-based pyc files
     the runtime takes without looking at the source (`unchecked-hash`: the deployed code never
     changes). Lambda's /opt and /var/task are read-only, so without them every cold start
-    compiles each module it imports again and keeps nothing (about 100 ms of an HTTP
-    function's init: `make bench` shows it). False, and nothing compiled, without an
+    compiles each module it imports again and keeps nothing (60-90 ms of an HTTP
+    function's init in `make bench`). False, and nothing compiled, without an
     interpreter of the runtime's version (bytecode is version-specific)."""
     if interpreter is None:
         return False
@@ -181,7 +181,7 @@ class Functions(Construct):
             Annotations.of(self).add_warning_v2(
                 "sotong:no-bytecode",
                 f"No {RUNTIME.name} here: the functions ship without compiled bytecode, so each "
-                "cold start compiles the modules it imports (about 100 ms more for an HTTP "
+                "cold start compiles the modules it imports (60-90 ms more for an HTTP "
                 f"function). Synthesize with {RUNTIME.name} or put it on PATH.",
             )
         self.layers: list[lambda_.ILayerVersion] = [
