@@ -3,6 +3,7 @@ pyc files the runtime takes without reading the source (its file system is read-
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from infra.constructs.functions import (
     bytecode_interpreter,
     compile_bytecode,
 )
+from tests.infra.conftest import HOSPITAL, Synth
 
 pytestmark = pytest.mark.infra
 
@@ -62,3 +64,24 @@ def test_compiled_bytes_are_the_same_every_build(tmp_path: Path) -> None:
     (one,) = first.rglob("*.pyc")
     (other,) = second.rglob("*.pyc")
     assert one.read_bytes() == other.read_bytes()
+
+
+def test_the_synth_compiles_or_says_why_not(synth: Synth) -> None:
+    metadata = json.loads((synth.outdir / f"Sotong-{HOSPITAL}.metadata.json").read_text("utf-8"))
+    warnings = [
+        entry["data"]
+        for entries in metadata.values()
+        for entry in entries
+        if entry["type"] == "aws:cdk:warning" and "sotong:no-bytecode" in entry["data"]
+    ]
+    compiled = list((synth.build_dir / "shared-layer" / "python" / "sotong").rglob("*.pyc"))
+    handlers = list((synth.build_dir / "functions").rglob("*.pyc"))
+    if bytecode_interpreter() is None:
+        assert len(warnings) == 1, warnings
+        assert "python3.14" in warnings[0]
+        assert not compiled
+        assert not handlers
+    else:
+        assert not warnings
+        assert compiled
+        assert len(handlers) == len(list((synth.build_dir / "functions").glob("*.py")))
