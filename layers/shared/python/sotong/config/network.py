@@ -12,11 +12,10 @@ read with python-dateutil in `sotong.network.hours`. One Sotong extension:
 schedules hold, on every other day only the others.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` (why: `sotong.config.schema`).
 import re
 from datetime import date, time
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -95,7 +94,7 @@ class HsdsSchedule(_Hsds):
         return value
 
     @model_validator(mode="after")
-    def _weekly_has_days(self) -> HsdsSchedule:
+    def _weekly_has_days(self) -> Self:
         if self.freq == "WEEKLY" and not self.byday and self.applies_to == "regular":
             raise ValueError("byday: a weekly schedule names its days (e.g. MO,TU,WE,TH,FR)")
         if self.opens_at == self.closes_at and self.opens_at not in ("00:00", "24:00"):
@@ -144,7 +143,7 @@ class HsdsService(_Hsds):
     attributes: tuple[HsdsAttribute, ...] = Field(default=(), max_length=30)
 
     @model_validator(mode="after")
-    def _has_schedules(self) -> HsdsService:
+    def _has_schedules(self) -> Self:
         if not self.schedules:
             raise ValueError("schedules: give at least one (its opening hours)")
         return self
@@ -173,7 +172,7 @@ class HsdsOrganization(_Hsds):
         return value
 
     @model_validator(mode="after")
-    def _not_empty(self) -> HsdsOrganization:
+    def _not_empty(self) -> Self:
         # checked here, not as min_length: pydantic would report an empty list beside an
         # item's own error
         for name in ("phones", "services", "locations"):
@@ -194,7 +193,7 @@ class HsdsDirectory(_Hsds):
     organizations: tuple[HsdsOrganization, ...] = Field(max_length=500)
 
     @model_validator(mode="after")
-    def _unique(self) -> HsdsDirectory:
+    def _unique(self) -> Self:
         if not self.organizations:
             raise ValueError("organizations: give at least one partner")
         seen: set[str] = set()

@@ -7,11 +7,10 @@ the dates listed are skipped. Checked at synth like the rest of the file: a rule
 read, a department, treatment tag or template that does not exist fails the synth with the field.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` (why: `sotong.config.schema`).
 import re
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -77,7 +76,7 @@ class SessionRule(_Model):
     )
 
     @model_validator(mode="after")
-    def _readable(self) -> SessionRule:
+    def _readable(self) -> Self:
         rule = self.rrule.removeprefix("RRULE:")
         if not _RULE_PARTS.match(rule):
             raise ValueError(f"rrule: '{self.rrule}' is not an RRULE like FREQ=WEEKLY;BYDAY=TU")
@@ -145,7 +144,7 @@ class ProgrammeSettings(_Model):
     catalogue: tuple[Programme, ...] = Field(default=(), max_length=100)
 
     @model_validator(mode="after")
-    def _complete(self) -> ProgrammeSettings:
+    def _complete(self) -> Self:
         missing = [t for t in PROGRAMME_TEMPLATES if t not in self.templates]
         if missing:
             raise ValueError(f"templates: missing {', '.join(missing)}")
@@ -160,7 +159,7 @@ class ProgrammeSettings(_Model):
         return next((p for p in self.catalogue if p.id == programme_id), None)
 
 
-def check_references(config: HospitalConfig) -> None:
+def check_references(config: "HospitalConfig") -> None:
     """The departments, treatment tags and templates the programmes name exist, and each
     template uses only what the desk fills in (`PROGRAMME_VARIABLES`)."""
     settings = config.programmes

