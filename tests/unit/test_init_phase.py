@@ -69,3 +69,16 @@ def test_a_function_runs_with_the_collector_after_its_import(tmp_path: Path) -> 
     spec = function("outbox_relay")
     env = function_environment(base_environment(write_config_json(tmp_path)), spec)
     run(f"import gc\nimport {spec.module}\nassert gc.isenabled()\n", env)
+
+
+def test_every_record_type_of_the_layer_has_a_docstring() -> None:
+    """`@dataclass` makes one from `inspect.signature` at import for a class without: 0.2 to
+    0.4 ms of every cold start per class."""
+    missing = []
+    for path in sorted((LAYER / "sotong").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef) or ast.get_docstring(node):
+                continue
+            if any("dataclass" in ast.unparse(decorator) for decorator in node.decorator_list):
+                missing.append(f"{path.relative_to(LAYER)}:{node.lineno} {node.name}")
+    assert not missing

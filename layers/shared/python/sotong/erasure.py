@@ -65,6 +65,8 @@ PENDING_LIMIT = 100_000
 
 @dataclass
 class ErasureReport:
+    """What one erasure did, for audit: records removed by kind, what was kept and why, counts."""
+
     erasure_id: str
     at: str
     by: str

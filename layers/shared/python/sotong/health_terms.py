@@ -145,6 +145,8 @@ _PATTERNS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class _Latin:
+    """A Latin sensitive term and its compiled pattern (a whole word, case-insensitive)."""
+
     term: str
     pattern: re.Pattern[str]
 

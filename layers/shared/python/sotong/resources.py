@@ -41,6 +41,8 @@ installed distribution to look for one: milliseconds of each cold start."""
 
 @dataclass(frozen=True)
 class Index:
+    """A global secondary index of a table (string keys, all attributes projected)."""
+
     name: str
     partition_key: str
     sort_key: str
@@ -48,6 +50,9 @@ class Index:
 
 @dataclass(frozen=True)
 class Table:
+    """A DynamoDB table: its keys, indexes, TTL attribute and stream, and the environment
+    variable that names it to the functions."""
+
     name: str
     env: str
     partition_key: str
@@ -59,6 +64,8 @@ class Table:
 
 @dataclass(frozen=True)
 class Queue:
+    """An SQS queue with its dead-letter queue (after `max_receive_count` receives)."""
+
     name: str
     env: str
     visibility_timeout_s: int
@@ -77,6 +84,8 @@ class Queue:
 
 @dataclass(frozen=True)
 class QueueTrigger:
+    """The SQS event source of a function (partial batch failures reported)."""
+
     queue: str
     batch_size: int = 10
     max_batching_window_s: int = 0
@@ -163,6 +172,8 @@ class Grant:
 
 @dataclass(frozen=True)
 class Function:
+    """A Lambda function: its handler, limits, grants, triggers and the secrets it reads."""
+
     name: str
     handler: str
     description: str
@@ -218,6 +229,8 @@ class Function:
 
 @dataclass(frozen=True)
 class Route:
+    """An HTTP route of the API, the function behind it and the staff roles that may call it."""
+
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str
     function: str

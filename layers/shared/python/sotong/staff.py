@@ -38,6 +38,8 @@ SEES_ALL_DEPARTMENTS: frozenset[Role] = frozenset({"cs_admin", "qi"})
 
 @dataclass(frozen=True)
 class Staff:
+    """The signed-in staff member, from the user pool's groups: role, department, organisation."""
+
     username: str
     role: Role
     department: str | None

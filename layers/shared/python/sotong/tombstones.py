@@ -45,6 +45,8 @@ class Identity:
 
 @dataclass(frozen=True)
 class Tombstone:
+    """One tombstoned detail of an erased person: its kind, when, and which erasure."""
+
     kind: str
     erased_at: datetime
     erasure_id: str

@@ -87,6 +87,8 @@ class Change:
 
 @dataclass(frozen=True)
 class CaseFile:
+    """A care case with everything under it: activities, discussions, reviews and audit."""
+
     case: CareCase
     activities: list[Activity] = field(default_factory=list)
     discussions: list[Discussion] = field(default_factory=list)

@@ -91,6 +91,8 @@ def decided_activity_id(conference: str, case_id: str, decision: int, n: int) ->
 
 @dataclass
 class ScheduleReport:
+    """What one care-plan schedule run did: reviews fallen due, reminders, messages, skips."""
+
     reviews_due: int = 0
     reminders: int = 0
     already_done: int = 0

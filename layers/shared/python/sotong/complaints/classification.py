@@ -12,6 +12,8 @@ SEVERITY = {"normal": 0, "high": 1, "critical": 2}
 
 @dataclass(frozen=True)
 class Classification:
+    """What a classifier says about a complaint: kind, category and urgency, and why."""
+
     kind: str  # complaint | suggestion | compliment
     category: str  # one of hospital.complaints.categories
     urgency: str  # critical | high | normal

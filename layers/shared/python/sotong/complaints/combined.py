@@ -32,6 +32,8 @@ def said(by_rules: Classification) -> tuple[str, ...]:
 
 @dataclass
 class CombinedClassifier:
+    """The rules and the learned model together: the model may raise urgency, never lower it."""
+
     rules: RuleClassifier
     model: LinearModel
     name: str = "rules+model"

@@ -83,6 +83,8 @@ class Head:
 
 @dataclass(frozen=True)
 class Prediction:
+    """The learned model's probabilities for a complaint's kind, category and urgency."""
+
     kind: dict[str, float]
     category: dict[str, float]
     urgency: dict[str, float]

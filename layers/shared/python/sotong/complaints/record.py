@@ -55,6 +55,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StaffReply:
+    """A staff member's reply recorded on a complaint: when, by whom, and the message."""
+
     at: str
     by: str
     message: str

@@ -63,6 +63,8 @@ class Patients(Protocol):
 
 @dataclass
 class SecondOpinion:
+    """The reviewer: a second opinion on each new complaint and each patient reply to a recall."""
+
     desk: ComplaintDesk
     classifier: Classifier
     patients: Patients

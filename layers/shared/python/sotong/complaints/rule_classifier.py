@@ -73,6 +73,8 @@ def _continues(compact: str, end: int, open_char: str) -> bool:
 
 @dataclass(frozen=True)
 class _Phrase:
+    """A rule's phrase compiled for matching: normalised, without spaces, and where it may match."""
+
     shown: str  # as written in the rule, for `matched`
     key: str  # normalised, without spaces
     at_word_start: bool
@@ -86,6 +88,8 @@ class _Phrase:
 
 @dataclass(frozen=True)
 class _Rule:
+    """A rule compiled for matching: what it decides, its phrases, its priority and weight."""
+
     id: str | None
     harm: bool  # matched as a harm: stems, and precautions or absences take its urgency away
     category: str | None

@@ -52,6 +52,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Rulebook:
+    """The merged rules one hospital's classifier runs, with the shipped markers and lists."""
+
     hospital_id: str
     markers: dict[str, tuple[str, ...]]
     after_treatment: tuple[str, ...]

@@ -43,6 +43,8 @@ LOCK_S = 15 * 60
 
 @dataclass(frozen=True)
 class Lock:
+    """A tracking code's lock: until when, and the addresses (digests) it refuses meanwhile."""
+
     until: int
     """epoch seconds; 0: not locked"""
     refused: frozenset[str]

@@ -131,6 +131,8 @@ def _asdict(record: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Referral:
+    """A child's referral between the hospital and a partner, its status a FHIR `Task` status."""
+
     id: str
     direction: Direction
     partner_id: str

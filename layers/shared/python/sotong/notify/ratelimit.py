@@ -20,6 +20,8 @@ MAX_WINDOWS = 100
 
 @dataclass(frozen=True)
 class Slot:
+    """Sends reserved in one rate window: `count` of them, from `starts_at` on."""
+
     starts_at: float
     """epoch seconds: the window's start; send at or after it"""
     count: int
@@ -27,6 +29,8 @@ class Slot:
 
 @dataclass(frozen=True)
 class Reservation:
+    """The send slots reserved for a sender, and when to ask again for what did not fit."""
+
     slots: tuple[Slot, ...]
     retry_in_s: float
     """when nothing (or not all) fitted: seconds until asking again is worth it"""

@@ -15,6 +15,8 @@ from sotong.notify.model import MessageRequest, message_id
 
 @dataclass
 class ReplayReport:
+    """What a dead-letter replay did: requests sent back, records reopened, unreadable ones."""
+
     replayed: int = 0
     reopened: int = 0
     unreadable: list[str] = field(default_factory=list)

@@ -24,6 +24,8 @@ class InvalidTemplate(Exception):
 
 @dataclass(frozen=True)
 class Rendered:
+    """A template filled in for one message: its channel, text and subject."""
+
     channel: Literal["alimtalk", "sms", "email"]
     text: str
     subject: str | None
@@ -32,6 +34,8 @@ class Rendered:
 
 @dataclass(frozen=True)
 class Decision:
+    """What the rules say to do with a request now (send, hold, fail or suppress), and why."""
+
     action: Literal["send", "hold", "fail", "suppress"]
     reason: str | None = None
     rendered: Rendered | None = None

@@ -54,6 +54,8 @@ class RetryLater(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
+    """How one message request ended in a batch, or that it goes back to the queue for a retry."""
+
     message_id: str
     status: str
     reason: str | None = None
@@ -106,6 +108,8 @@ def backoff_s(attempt: int) -> float:
 
 @dataclass
 class _Job:
+    """A request of the batch with its message record's status and the rules' decision."""
+
     item: Incoming
     mid: str
     from_status: str | None
@@ -116,6 +120,8 @@ class _Job:
 
 @dataclass
 class BatchSender:
+    """Sends queued message requests in batches; every request ends with an `Outcome`."""
+
     hospital: HospitalConfig
     providers: ProviderSet
     max_receives: int = 6
@@ -437,6 +443,8 @@ class BatchSender:
 
 @dataclass(frozen=True)
 class _Adapter:
+    """A `ProviderSet` from two functions: a provider per channel, a secret by name."""
+
     provider_for: Callable[[str], Provider]
     secret_for: Callable[[str], str | None]
 

@@ -63,6 +63,8 @@ class _Record:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Signup(_Record):
+    """A person's sign-up for one session of a programme: its status and attendance."""
+
     id: str
     programme_id: str
     starts_at: str

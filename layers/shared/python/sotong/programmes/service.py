@@ -85,6 +85,8 @@ def when_text(at: datetime, zone: Any) -> str:
 
 @dataclass
 class NoticeReport:
+    """What one notices run sent: reminders, feedback questions, sessions seen, and skips."""
+
     reminders: int = 0
     feedback: int = 0
     sessions: int = 0

@@ -37,6 +37,8 @@ CONTACT_FIELDS = (
 
 @dataclass(frozen=True)
 class PatientAccess:
+    """Which patients, treatments and touchpoints of the recall desk a staff member may reach."""
+
     desk: RecallDesk
 
     def departments(self, patient: dict[str, Any]) -> set[str]:

@@ -174,6 +174,8 @@ def decode(data: bytes) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class LineError:
+    """A problem with a row or a cell, at its line as in the file (the header is line 1)."""
+
     line: int
     field: str
     problem: str
@@ -194,6 +196,8 @@ class LineError:
 
 @dataclass(frozen=True)
 class Row:
+    """A valid row of the file: the patient's registration, the treatment and their ids."""
+
     line: int
     registration: PatientRegistration
     record: TreatmentRecord
@@ -206,6 +210,8 @@ class Row:
 
 @dataclass
 class Parsed:
+    """The file as read and checked: its encoding, the valid rows by line, the line errors."""
+
     encoding: str
     lines: list[int] = field(default_factory=list)
     """the line of every data row, in order (blank rows left out)"""
@@ -436,6 +442,8 @@ def parse(
 
 @dataclass
 class ImportReport:
+    """What one import of a treatments file did (or would do, in a dry run), and what it cost."""
+
     encoding: str
     dry_run: bool
     rows: int = 0

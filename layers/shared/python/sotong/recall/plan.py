@@ -39,6 +39,8 @@ def spread_offset(patient_id: str | None, step: PlanStep) -> timedelta:
 
 @dataclass(frozen=True)
 class PlannedStep:
+    """A step of a treatment tag's plan, with the time its touchpoint is due."""
+
     step: PlanStep
     due_at: datetime  # aware, UTC
 

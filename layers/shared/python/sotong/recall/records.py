@@ -78,6 +78,8 @@ class _Record:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Patient(_Record):
+    """A patient: contact, consents, pause, next booking, last visit and latest treatment dates."""
+
     id: str
     name: str
     phone: str | None = None
@@ -143,6 +145,8 @@ class Patient(_Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Treatment(_Record):
+    """A treatment of a patient: its tag, department and date, and who recorded it."""
+
     id: str
     patient_id: str
     tag: str
@@ -170,6 +174,8 @@ class Treatment(_Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Touchpoint(_Record):
+    """One step of a treatment's recall plan for a patient: the message due, and its status."""
+
     id: str
     """`<treatment id>.<step>`"""
     patient_id: str

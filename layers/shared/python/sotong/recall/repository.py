@@ -94,6 +94,8 @@ class WaitingReply:
 
 @dataclass
 class WaitingPage:
+    """Patients' replies waiting for an answer, oldest first: one page of the queue."""
+
     replies: list[WaitingReply]
     more: bool
     """more replies wait after the last one"""
@@ -111,6 +113,8 @@ class TagRef:
 
 @dataclass
 class TagPage:
+    """Treatments read from the tag index in date order, and the Query pages it took."""
+
     refs: list[TagRef]
     more: bool
     """the index goes on after the last ref"""

@@ -105,6 +105,8 @@ class Cost:
 
 @dataclass
 class Member:
+    """A patient in a segment, with the date of their latest treatment of the tag."""
+
     patient_id: str
     last_treatment: str
     patient: Patient | None = None
@@ -112,6 +114,8 @@ class Member:
 
 @dataclass
 class Evaluation:
+    """A segment's members, and what reading them cost."""
+
     members: list[Member]
     """sorted by latest treatment (oldest first: the most overdue lead), then patient id"""
     cost: Cost = field(default_factory=Cost)
@@ -222,6 +226,8 @@ class Entry:
 
 @dataclass
 class EntryPage:
+    """One page of a segment's treatments from the tag index, the cursor to go on, its cost."""
+
     entries: list[Entry]
     next_cursor: str | None
     """None: the index is read to its end"""

@@ -110,6 +110,8 @@ def patient_variables(
 
 @dataclass
 class DispatchReport:
+    """What one dispatch run did: touchpoints read, queued, cancelled, deferred, and its writes."""
+
     read: int = 0
     queued: int = 0
     cancelled: int = 0

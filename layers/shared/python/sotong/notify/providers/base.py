@@ -23,6 +23,8 @@ def sms_kind(text: str) -> Literal["SMS", "LMS"]:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One message as every provider takes it: channel, text, sender, recipient, template."""
+
     message_id: str
     channel: MessageChannel
     text: str
@@ -67,6 +69,8 @@ class Lookup:
 
 @dataclass(frozen=True)
 class DeliveryReport:
+    """What became of a sent message, as the provider's webhook (or SES events) reports it."""
+
     message_id: str | None
     provider_message_id: str | None
     status: Literal["delivered", "failed", "fallback_sent", "opted_out"]

@@ -63,6 +63,8 @@ LOCAL_ROLES = ("cs_admin", "department_staff", "reception", "qi")
 
 @dataclass(frozen=True)
 class Asset:
+    """A console file as served: its text, content type and ETag."""
+
     body: str
     content_type: str
     etag: str
