@@ -3,14 +3,13 @@
 from sotong import init_phase  # first: init runs with the garbage collector paused
 
 # isort: split
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sotong import secrets
 from sotong.api import create_resolver, resolve
-from sotong.complaints.classify import classifier_for
-from sotong.complaints.service import ComplaintDesk
 from sotong.config import load_hospital
 from sotong.errors import Unauthorized
 from sotong.notify import inbound as inbound_messages
@@ -21,7 +20,6 @@ from sotong.notify.providers.solapi import (
     verify_webhook,
 )
 from sotong.observability import get_logger, get_metrics
-from sotong.recall.service import RecallDesk
 from sotong.resources import require_env
 
 require_env("provider_webhook")
@@ -29,9 +27,18 @@ logger = get_logger("provider_webhook")
 metrics = get_metrics("provider_webhook")
 app = create_resolver("Sotong provider webhooks", "Signed callbacks from the message provider")
 hospital = load_hospital()
-desk = ComplaintDesk(hospital, classifier_for(hospital))
-recall = RecallDesk(hospital)
-router = inbound_messages.InboundRouter(hospital, desk, recall)
+
+
+@cache
+def _router() -> inbound_messages.InboundRouter:
+    """Built on the first inbound message: most calls are delivery reports, which need neither
+    the complaint desk nor the recall desk (their imports are about 30 ms of init)."""
+    from sotong.complaints.classify import classifier_for
+    from sotong.complaints.service import ComplaintDesk
+    from sotong.recall.service import RecallDesk
+
+    desk = ComplaintDesk(hospital, classifier_for(hospital))
+    return inbound_messages.InboundRouter(hospital, desk, RecallDesk(hospital))
 
 
 def _verified_body() -> bytes:
@@ -84,7 +91,7 @@ def delivery_reports() -> dict[str, Any]:
 def inbound() -> dict[str, Any]:
     body = _verified_body()
     inbound_messages.check_events(body)
-    outcomes = router.handle_all(parse_inbound(body))
+    outcomes = _router().handle_all(parse_inbound(body))
     counts = {
         "opted_out": outcomes["opted_out"],
         "complaints": outcomes["complaint"],
