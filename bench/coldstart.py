@@ -4,10 +4,11 @@ Each run starts a new interpreter that imports the function's module (what Lambd
 does, our imports and module-level setup included) and prints the milliseconds it took. Beside
 the functions, the same method measures a floor: `import boto3` plus one DynamoDB client, what a
 function that talks to DynamoDB pays once, at init or else on its first request (the row notes
-how many AWS clients a function made at init). Two more references: the floor with the garbage
-collector paused, as every function runs its init (`sotong.init_phase`), and the stack an HTTP
-function stands on (boto3, pydantic and Powertools' event handler with validation, the collector
-paused) before any of our code.
+how many AWS clients a function made at init). Three more references: the floor with the
+garbage collector paused, as every function runs its init (`sotong.init_phase`); the stack an
+HTTP function stands on (boto3, pydantic and Powertools' event handler with validation, the
+collector paused) before any of our code; and that stack with the hospital config loaded, as
+every function has it before its own domain.
 Runs go round-robin over the targets, so a slow spell on the machine hits every target alike; the
 table shows medians, and each ratio is the median over rounds of the function's time over the
 floor's in the same round (a slow round cancels out instead of moving the ratio).
@@ -77,6 +78,8 @@ STACK_BODY = (
     "from aws_lambda_powertools.event_handler import APIGatewayRestResolver\n"
     "APIGatewayRestResolver(enable_validation=True)"
 )
+CONFIG_BODY = STACK_BODY + "\nfrom sotong.config import load_hospital\nload_hospital()"
+"""the stack with the hospital config loaded, as every function has it, before its domain"""
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,8 @@ def coldstart(options: Options) -> list[Row]:
         floor = Target("floor", FLOOR_BODY, base)
         paused = Target("paused floor", PAUSED + FLOOR_BODY, base)
         stack = Target("stack", STACK_BODY, base)
-        targets = [interpreter, floor, paused, stack]
+        configured = Target("stack + config", CONFIG_BODY, base)
+        targets = [interpreter, floor, paused, stack, configured]
         for fn in functions:
             path = module_path(fn)
             if path is None:
@@ -276,8 +280,9 @@ def coldstart(options: Options) -> list[Row]:
         _row(floor, samples[floor.name], floor_by_round, label=FLOOR_LABEL),
         _row(paused, samples[paused.name], floor_by_round, label=PAUSED_LABEL),
         _row(stack, samples[stack.name], floor_by_round, label=STACK_LABEL),
+        _row(configured, samples[configured.name], floor_by_round, label=CONFIG_LABEL),
     ]
-    rows += [_row(t, samples[t.name], floor_by_round) for t in targets[4:]]
+    rows += [_row(t, samples[t.name], floor_by_round) for t in targets[5:]]
     return rows
 
 
@@ -305,6 +310,7 @@ def _uncompiled(functions: list[Function], base: dict[str, str], workdir: Path) 
 FLOOR_LABEL = "floor: import boto3 + dynamodb client"
 PAUSED_LABEL = "floor, collector paused (as functions)"
 STACK_LABEL = "stack: boto3 + pydantic + Powertools API"
+CONFIG_LABEL = "stack + the hospital config loaded"
 
 
 def ratio_to_floor(got: Samples, floor_by_round: dict[int, float]) -> float | None:

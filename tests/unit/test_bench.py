@@ -26,6 +26,7 @@ def test_coldstart_rows_for_the_floor_and_one_function(rows: list[Row]) -> None:
         "floor: import boto3 + dynamodb client",
         "floor, collector paused (as functions)",
         "stack: boto3 + pydantic + Powertools API",
+        "stack + the hospital config loaded",
         "public_api",
         "public_api without bytecode",
     ]
@@ -33,13 +34,14 @@ def test_coldstart_rows_for_the_floor_and_one_function(rows: list[Row]) -> None:
         assert row.suite == "coldstart"
         assert row.unit == "ms"
         json.dumps(row.as_dict())
-    interpreter, floor, paused, stack, function, uncompiled = rows
-    for measured in (interpreter, floor, paused, stack):
+    interpreter, floor, paused, stack, configured, function, uncompiled = rows
+    for measured in (interpreter, floor, paused, stack, configured):
         assert isinstance(measured.value, float)
         assert measured.value > 0
         assert measured.stats["runs"] == 1
     assert floor.stats["ratio_to_floor"] == 1.0
     assert floor.stats["clients_at_init"] == 1
+    assert "yaml_imported" not in configured.stats, "the config was read from YAML, not JSON"
     # public_api itself may be half-written while others work on it: then its row says why.
     if function.value is None:
         assert function.note.startswith(("error: ", "missing: ")), function.note
