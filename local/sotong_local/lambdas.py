@@ -56,6 +56,15 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+@dataclass
+class _Window:
+    """When a shifted run had the clock, and its shift; `ended` is None while it runs."""
+
+    started: float
+    offset: float
+    ended: float | None = None
+
+
 class ClockGate:
     """Invocations share the clock; a run with a shifted clock has it to itself.
 
@@ -78,9 +87,7 @@ class ClockGate:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
-        self._windows: collections.deque[tuple[float, float, float]] = collections.deque(
-            maxlen=self.KEEP
-        )
+        self._windows: collections.deque[_Window] = collections.deque(maxlen=self.KEEP)
 
     def offset_at(self, epoch_s: float | None) -> float | None:
         """The shift of the run that had the clock at `epoch_s` (wall clock), if one had it."""
@@ -88,9 +95,11 @@ class ClockGate:
             return None
         with self._cond:
             windows = list(self._windows)
-        for started, ended, offset in reversed(windows):
-            if started - self.MARGIN_S <= epoch_s <= ended + self.MARGIN_S:
-                return offset
+            now = time.time()
+        for window in reversed(windows):
+            ended = now if window.ended is None else window.ended
+            if window.started - self.MARGIN_S <= epoch_s <= ended + self.MARGIN_S:
+                return window.offset
         return None
 
     @contextlib.contextmanager
@@ -114,12 +123,16 @@ class ClockGate:
         before = os.environ.get(OFFSET_ENV)
         total = float(before or 0) + offset_seconds
         os.environ[OFFSET_ENV] = str(total)
-        started = time.time()
+        # The window is known from the run's start: a poller may read what the run wrote (and
+        # invoke what it triggers) before the run returns.
+        window = _Window(started=time.time(), offset=offset_seconds)
+        with self._cond:
+            self._windows.append(window)
         try:
             yield
         finally:
             with self._cond:
-                self._windows.append((started, time.time(), offset_seconds))
+                window.ended = time.time()
             if before is None:
                 os.environ.pop(OFFSET_ENV, None)
             else:

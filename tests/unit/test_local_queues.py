@@ -210,3 +210,35 @@ def test_what_a_shifted_run_sent_is_handled_with_its_shift(setup: Any) -> None:
         pass
     assert clocks == {"shifted": "3600.0", "real": None}
     assert OFFSET_ENV not in os.environ
+
+
+def test_a_message_read_before_its_shifted_run_returns_keeps_the_shift(setup: Any) -> None:
+    """The consumer may receive what a shifted run sent while that run still goes on (a slow
+    machine: the relay is still marking its outbox item): the message is its run's all the same."""
+    import os
+    import threading
+    import time
+
+    from sotong.clock import OFFSET_ENV
+
+    poller, _, sqs, env = setup
+    url = env[JOBS.env]
+    clocks: dict[str, str | None] = {}
+    consumer = threading.Thread(target=poller.poll_once)
+
+    def worker(event: dict[str, Any], context: Any) -> None:
+        for record in event["Records"]:
+            clocks[record["body"]] = os.environ.get(OFFSET_ENV)
+
+    def producer(event: dict[str, Any], context: Any) -> None:
+        sqs.send_message(QueueUrl=url, MessageBody="early")
+        consumer.start()  # receives it now; its invocation waits for this run to end
+        time.sleep(0.5)
+
+    producer_function = Function(name="producer", handler="p.handler", description="test only")
+    poller.runtime = Runtime(
+        [WORKER, producer_function], handlers={"worker": worker, "producer": producer}
+    )
+    assert poller.runtime.invoke("producer", {}, clock_offset_seconds=3600).ok
+    consumer.join(timeout=10)
+    assert clocks == {"early": "3600.0"}
